@@ -1,0 +1,3 @@
+from .infopro_hook import InfoProHook, piecewise_linear
+
+__all__ = ['InfoProHook', 'piecewise_linear']

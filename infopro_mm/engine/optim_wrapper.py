@@ -1,0 +1,44 @@
+"""Optimizer wrappers that run one local backward per local module."""
+import torch
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+from infopro_mm.registry import OPTIM_WRAPPERS
+
+__all__ = ['InfoProAmpOptimWrapper', 'InfoProOptimWrapper', 'LocalBackwardMixin']
+
+
+class LocalBackwardMixin:
+    """Adds :meth:`local_backward` to an mmengine optimizer wrapper.
+
+    A local backward is scaled exactly like the iteration's final loss (the
+    gradient-accumulation factor, and the AMP loss scale where there is one)
+    but does not advance the wrapper's counters: those move once per
+    iteration, when the task loss goes through ``update_params``, so
+    ``accumulative_counts`` counts iterations and there is one optimizer step
+    per (accumulated) iteration.
+    """
+
+    def local_backward(self, loss: torch.Tensor, **kwargs) -> None:
+        """Back-propagate a local module's loss.
+
+        Args:
+            loss (Tensor): The weighted local loss of one module.
+            **kwargs: Passed to ``Tensor.backward``.
+        """
+        count = self._inner_count
+        self.backward(self.scale_loss(loss), **kwargs)
+        self._inner_count = count
+
+
+@OPTIM_WRAPPERS.register_module()
+class InfoProOptimWrapper(LocalBackwardMixin, OptimWrapper):
+    """:class:`mmengine.optim.OptimWrapper` with ``local_backward``."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class InfoProAmpOptimWrapper(LocalBackwardMixin, AmpOptimWrapper):
+    """:class:`mmengine.optim.AmpOptimWrapper` with ``local_backward``.
+
+    The local losses are multiplied by the same dynamic loss scale as the
+    task loss; the scaler unscales, checks for inf/NaN and steps once.
+    """

@@ -1,0 +1,6 @@
+from .algorithms import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .splitters import *  # noqa: F401,F403
+from . import algorithms, heads, splitters
+
+__all__ = algorithms.__all__ + heads.__all__ + splitters.__all__

@@ -1,0 +1,383 @@
+"""The InfoPro algorithm (Wang et al., ICLR 2021) around an OpenMMLab model."""
+import inspect
+from contextlib import contextmanager
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from torch import Tensor, nn
+
+from infopro_mm.registry import MODELS
+from infopro_mm.utils import SavedTensorTracker
+from ..heads import LocalBatch
+from ..splitters import module_costs, plan_balanced_cuts
+from .task import dummy_data_samples, task_info
+
+__all__ = ['InfoPro', 'MemoryProfile']
+
+WeightSpec = Union[float, Tuple[float, float]]
+
+
+class MemoryProfile(dict):
+    """Per-basic-layer training-memory estimate of an InfoPro model (bytes).
+
+    Keys: ``layer_bytes``, ``input_bytes``, ``head_bytes`` (one per basic
+    layer), ``tail_bytes``, ``names``, ``input_size``, ``batch_size``.
+    """
+
+    def module_bytes(self, cuts: Sequence[int]) -> List[int]:
+        """Estimate of every module for the given cuts."""
+        return module_costs(cuts, self['layer_bytes'], self['input_bytes'],
+                            self['head_bytes'], self['tail_bytes'])
+
+
+@MODELS.register_module()
+class InfoPro(BaseModel):
+    """Locally supervised training of an unmodified OpenMMLab model.
+
+    The architecture's backbone is split into K gradient-isolated local
+    modules (:class:`~infopro_mm.models.ResNetSplitter`). Each of the first
+    K-1 modules is trained by its own loss
+    ``lambda1_k * R_w(x|h_k) + lambda2_k * L_task(h_k)`` computed by local
+    heads that live beside the architecture; the last module (rest of the
+    backbone, neck and the architecture's heads) by the architecture's own
+    task loss. :meth:`train_step` back-propagates every local loss as soon as
+    its module has run, so only one module's activations are alive at a
+    time, then takes one optimizer step.
+
+    ``predict`` and ``tensor`` modes, ``val_step`` and ``test_step`` are the
+    architecture's own. ``loss`` mode returns every term of the objective
+    (local and task losses, with the same gradient isolation), whose plain
+    sum has exactly the gradients of :meth:`train_step` but without its
+    memory saving.
+
+    Args:
+        architecture (dict | nn.Module): The downstream model (mmseg
+            segmentor, mmpretrain classifier, mmdet detector).
+        split (dict): Config of the splitter; its type defaults to
+            ``ResNetSplitter``, e.g. ``dict(boundaries=['layer3.12'])`` or
+            ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
+        local_heads (dict, optional): Name -> head config, instantiated once
+            per local module, e.g. ``dict(recon=dict(type=
+            'infopro_mm.ReconstructionHead'), task=dict(type=
+            'infopro_mm.LocalSegHead'))``. ``in_channels``, ``in_stride``,
+            ``num_classes`` and ``ignore_index`` are filled in from the split
+            and the architecture. A None value drops that head.
+        loss_weights (dict, optional): Name -> weight of that head's loss,
+            either one float for every local module or ``(first, last)``,
+            interpolated linearly from the first to the (K-1)-th module
+            (paper §4). Missing names weigh 1.
+        data_preprocessor (dict | nn.Module, optional): Defaults to the
+            architecture's own.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 architecture: Union[dict, nn.Module],
+                 split: dict,
+                 local_heads: Optional[Dict[str, Optional[dict]]] = None,
+                 loss_weights: Optional[Dict[str, WeightSpec]] = None,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if isinstance(architecture, dict):
+            architecture = MODELS.build(architecture)
+        if data_preprocessor is None:
+            data_preprocessor = architecture.data_preprocessor
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.architecture = architecture
+        if not hasattr(architecture, 'backbone'):
+            raise TypeError(f'{type(architecture).__name__} has no backbone '
+                            'for InfoPro to split')
+        split = dict(split)
+        split.setdefault('type', 'infopro_mm.ResNetSplitter')
+        self.splitter = MODELS.build(
+            split, default_args=dict(backbone=architecture.backbone))
+        self.head_cfgs = {
+            name: cfg
+            for name, cfg in (local_heads or {}).items() if cfg is not None
+        }
+        if self.splitter.num_modules > 1 and not self.head_cfgs:
+            raise ValueError(
+                f'K={self.splitter.num_modules} local modules need '
+                '`local_heads`: without them the first modules never learn')
+        self.loss_weights = dict(loss_weights or {})
+        unknown = set(self.loss_weights) - set(local_heads or {})
+        if unknown:
+            raise ValueError(f'loss_weights names {sorted(unknown)} match no '
+                             f'local head (heads: {sorted(self.head_cfgs)})')
+        # Multipliers of the configured weights, scheduled by InfoProHook.
+        self.weight_factors = {name: 1.0 for name in self.head_cfgs}
+        self.task_info = task_info(architecture)
+        self.layer_shapes = self.splitter.probe()
+        self.memory_profile: Optional[MemoryProfile] = None
+        if self.splitter.policy == 'balanced' and self.splitter.num_modules > 1:
+            self._plan_balanced()
+        self.local_heads = nn.ModuleList(
+            self._build_heads(self.layer_shapes[cut])
+            for cut in self.splitter.cuts)
+        # Detached local losses (and CUDA peak memory) of the last train step.
+        self.local_log_vars: Dict[str, Tensor] = {}
+        self.track_cuda_memory = False
+        MMLogger.get_current_instance().info(
+            f'InfoPro: K={self.splitter.num_modules}, local modules end '
+            f'after {self.splitter.boundaries}')
+
+    # ------------------------------------------------------------------
+    # construction helpers
+    def _build_heads(self, shape: Tuple[int, int]) -> nn.ModuleDict:
+        """Local heads for a module output of ``(channels, stride)``."""
+        channels, stride = shape
+        heads = nn.ModuleDict()
+        for name, cfg in self.head_cfgs.items():
+            cfg = dict(cfg)
+            head_cls = MODELS.get(cfg['type']) if isinstance(
+                cfg['type'], str) else cfg['type']
+            if head_cls is None:
+                raise KeyError(f'local head type {cfg["type"]!r} is not '
+                               'registered')
+            accepted = inspect.signature(head_cls).parameters
+            defaults = dict(
+                in_channels=channels, in_stride=stride, **self.task_info)
+            for key, value in defaults.items():
+                if key in accepted:
+                    cfg.setdefault(key, value)
+            heads[name] = MODELS.build(cfg)
+        return heads
+
+    def module_weights(self, module: int) -> Dict[str, float]:
+        """Loss weight of every local head of local module ``module``.
+
+        Args:
+            module (int): 0-based index of a local module (< K-1).
+        """
+        num_local = self.splitter.num_modules - 1
+        t = module / (num_local - 1) if num_local > 1 else 0.
+        weights = {}
+        for name in self.head_cfgs:
+            spec = self.loss_weights.get(name, 1.0)
+            first, last = (spec, spec) if isinstance(spec,
+                                                     (int, float)) else spec
+            weights[name] = (first +
+                             (last - first) * t) * self.weight_factors[name]
+        return weights
+
+    # ------------------------------------------------------------------
+    # training
+    def _local_batch(self, inputs: Tensor, data_samples) -> LocalBatch:
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            return LocalBatch(inputs, data_samples, pre.mean, pre.std)
+        return LocalBatch(inputs, data_samples)
+
+    def local_losses(self, module: int, feat: Tensor,
+                     batch: LocalBatch) -> Dict[str, Tensor]:
+        """Weighted losses of local module ``module`` (0-based) on ``feat``.
+
+        Heads whose weight is 0 are skipped (e.g. DGL's lambda1 = 0).
+        Returns keys ``local{module + 1}.loss_{name}``.
+        """
+        losses = {}
+        for name, weight in self.module_weights(module).items():
+            if weight == 0:
+                continue
+            loss = self.local_heads[module][name].loss(feat, batch)
+            losses[f'local{module + 1}.loss_{name}'] = weight * loss
+        return losses
+
+    @contextmanager
+    def _staged_backbone(self, **callbacks):
+        """Run the backbone through the splitter inside this context."""
+        backbone = self.architecture.backbone
+        backbone.forward = partial(self.splitter.forward, **callbacks)
+        try:
+            yield
+        finally:
+            del backbone.forward
+
+    def _forward_train(
+            self,
+            inputs: Tensor,
+            data_samples,
+            local_backward: Optional[Callable[[Tensor], None]] = None
+    ) -> Dict[str, Tensor]:
+        batch = self._local_batch(inputs, data_samples)
+        local_losses: Dict[str, Tensor] = {}
+        self.local_log_vars = {}
+
+        def on_module_end(module: int, feat: Tensor) -> None:
+            losses = self.local_losses(module, feat, batch)
+            if local_backward is None:
+                local_losses.update(losses)
+                return
+            if losses:
+                local_backward(sum(losses.values()))
+            self.local_log_vars.update(
+                {name: loss.detach() for name, loss in losses.items()})
+            self._record_cuda_memory(module)
+
+        with self._staged_backbone(on_module_end=on_module_end):
+            losses = self.architecture.loss(inputs, data_samples)
+        losses.update(local_losses)
+        return losses
+
+    def _record_cuda_memory(self, module: int) -> None:
+        if self.track_cuda_memory and torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            self.local_log_vars[f'local{module + 1}.memory'] = peak
+            torch.cuda.reset_peak_memory_stats()
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """One InfoPro iteration: K-1 local backwards, one task backward.
+
+        Args:
+            data (dict | tuple | list): A batch from the dataloader.
+            optim_wrapper (OptimWrapper): An optimizer wrapper with
+                ``local_backward`` (``infopro_mm.InfoProOptimWrapper`` or
+                ``infopro_mm.InfoProAmpOptimWrapper``).
+
+        Returns:
+            dict[str, Tensor]: Log variables of the task loss. Local losses
+            are in :attr:`local_log_vars` (logged by ``InfoProHook``).
+        """
+        if not hasattr(optim_wrapper, 'local_backward'):
+            raise TypeError(
+                f'InfoPro needs an optimizer wrapper with local_backward(); '
+                f'got {type(optim_wrapper).__name__}. Set optim_wrapper.type '
+                "to 'infopro_mm.InfoProOptimWrapper' (or "
+                "'infopro_mm.InfoProAmpOptimWrapper' for AMP)")
+        if self.track_cuda_memory and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._forward_train(
+                data['inputs'],
+                data['data_samples'],
+                local_backward=optim_wrapper.local_backward)
+        parsed_loss, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(parsed_loss)
+        self._record_cuda_memory(self.splitter.num_modules - 1)
+        return log_vars
+
+    # ------------------------------------------------------------------
+    # inference and export
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``loss``: every term of the InfoPro objective; ``predict`` and
+        ``tensor``: the architecture's own outputs."""
+        if mode == 'loss':
+            return self._forward_train(inputs, data_samples)
+        return self.architecture(inputs, data_samples, mode)
+
+    def plain_state_dict(self) -> Dict[str, Tensor]:
+        """The architecture's state dict, without the local heads.
+
+        It loads into the plain downstream model with strict key matching.
+        """
+        return self.architecture.state_dict()
+
+    # ------------------------------------------------------------------
+    # memory planning (InfoPro*)
+    def profile_memory(self, input_size: Tuple[int, int],
+                       batch_size: int = 1) -> MemoryProfile:
+        """Measure the training memory of every basic layer.
+
+        A dry run with saved-tensor accounting at a reduced resolution
+        (exact for these fully convolutional layers: saved bytes scale with
+        the input area) measures each basic layer, the local heads on each
+        basic layer's output, and the architecture's neck + task heads with
+        their loss. BN statistics and train/eval mode are restored.
+
+        Args:
+            input_size (tuple[int, int]): Training input (H, W).
+            batch_size (int): Batch size per GPU. Defaults to 1.
+
+        Returns:
+            MemoryProfile: Estimates in bytes at ``input_size``.
+        """
+        height, width = input_size
+        scale = 1
+        while (height // (2 * scale) % 32 == 0
+               and width // (2 * scale) % 32 == 0 and height * width //
+               (4 * scale * scale) >= 256 * 256):
+            scale *= 2
+        size = (height // scale, width // scale)
+        factor = (height * width) / (size[0] * size[1]) * batch_size
+        buffers = {
+            name: b.clone()
+            for name, b in self.named_buffers()
+        }
+        was_training = self.training
+        param = next(self.architecture.parameters())
+        gen = torch.Generator(param.device).manual_seed(0)
+        inputs = torch.randn(
+            1, 3, *size, generator=gen, device=param.device)
+        samples = dummy_data_samples(self.architecture, 1, size)
+        batch = self._local_batch(inputs, samples)
+        n = len(self.splitter.basic_layers)
+        layer_bytes, head_bytes = [0] * n, [0] * n
+        input_bytes = [0] * (n + 1)
+        head_cache: Dict[Tuple[int, int], int] = {}
+        self.train()
+        try:
+            with SavedTensorTracker(ignore=self) as tracker:
+                state = dict(before=0)
+
+                def on_layer_end(idx: int, x: Tensor) -> None:
+                    layer_bytes[idx] = tracker.live_bytes - state['before']
+                    input_bytes[idx + 1] = x.untyped_storage().nbytes()
+                    key = self.layer_shapes[idx]
+                    if key not in head_cache and self.head_cfgs:
+                        heads = self._build_heads(key).to(x.device)
+                        before = tracker.live_bytes
+                        loss = sum(
+                            head.loss(x.detach(), batch)
+                            for head in heads.values())
+                        head_cache[key] = tracker.live_bytes - before
+                        del loss
+                    head_bytes[idx] = head_cache.get(key, 0)
+                    state['before'] = tracker.live_bytes
+
+                with self._staged_backbone(on_layer_end=on_layer_end):
+                    losses = self.architecture.loss(inputs, samples)
+                tail_bytes = tracker.live_bytes - state['before']
+                del losses
+        finally:
+            self.train(was_training)
+            for name, b in self.named_buffers():
+                b.copy_(buffers[name])
+
+        def scaled(values):
+            return [int(round(v * factor)) for v in values]
+
+        return MemoryProfile(
+            names=[layer.name for layer in self.splitter.basic_layers],
+            layer_bytes=scaled(layer_bytes),
+            input_bytes=scaled(input_bytes[:n]),
+            head_bytes=scaled(head_bytes),
+            tail_bytes=int(round(tail_bytes * factor)),
+            input_size=tuple(input_size),
+            batch_size=batch_size)
+
+    def _plan_balanced(self) -> None:
+        splitter = self.splitter
+        profile = self.profile_memory(splitter.input_size,
+                                      splitter.batch_size)
+        cuts, estimates = plan_balanced_cuts(profile['layer_bytes'],
+                                             profile['input_bytes'],
+                                             profile['head_bytes'],
+                                             profile['tail_bytes'],
+                                             splitter.num_modules)
+        splitter.set_cuts(cuts)
+        self.memory_profile = profile
+        mib = ', '.join(f'{b / 2**20:.0f}' for b in estimates)
+        MMLogger.get_current_instance().info(
+            f'InfoPro* balanced split for input {splitter.input_size} x '
+            f'batch {splitter.batch_size}: cuts after {splitter.boundaries}; '
+            f'estimated training memory per module (MiB): [{mib}]')

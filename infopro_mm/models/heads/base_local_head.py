@@ -1,0 +1,110 @@
+"""Common interface of the auxiliary heads that train local modules."""
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Optional, Sequence
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+__all__ = ['BaseLocalHead', 'LocalBatch', 'conv_bn_relu', 'scaled']
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channels of an auxiliary layer under a width multiplier (Appendix H).
+
+    Args:
+        channels (int): The paper's channel count.
+        width (float): The multiplier.
+
+    Returns:
+        int: ``round(channels * width)``, at least 1.
+    """
+    return max(1, int(round(channels * width)))
+
+
+@dataclass
+class LocalBatch:
+    """What the local heads of one iteration may supervise with.
+
+    Args:
+        inputs (Tensor): The batch after the data preprocessor, (N, C, H, W).
+        data_samples (list): The downstream data samples (labels).
+        mean (Tensor, optional): Normalisation mean of the preprocessor,
+            broadcastable to ``inputs``; None when it does not normalise.
+        std (Tensor, optional): Normalisation std, as ``mean``.
+    """
+
+    inputs: Tensor
+    data_samples: Optional[Sequence[BaseDataElement]] = None
+    mean: Optional[Tensor] = None
+    std: Optional[Tensor] = None
+
+    @cached_property
+    def images01(self) -> Tensor:
+        """The input images de-normalised to [0, 1] (pixel range 0-255)."""
+        x = self.inputs.detach().float()
+        if self.mean is not None:
+            x = x * self.std.float() + self.mean.float()
+        return (x / 255.).clamp_(0., 1.)
+
+
+class BaseLocalHead(BaseModule):
+    """Base class of auxiliary heads attached to a local module's output.
+
+    Subclasses build their layers from the split-inferred ``in_channels`` and
+    ``in_stride`` (users never type them) and implement :meth:`loss`.
+
+    Args:
+        in_channels (int): Channels of the local module's output.
+        in_stride (int): Its stride with respect to the input image.
+        width (float): Width multiplier on every hidden layer. Defaults to 1.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 in_stride: int,
+                 width: float = 1.0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if width <= 0:
+            raise ValueError(f'width must be positive, got {width}')
+        self.in_channels = in_channels
+        self.in_stride = in_stride
+        self.width = width
+
+    def check_input(self, feat: Tensor) -> None:
+        """Raise a clear error when ``feat`` does not fit this head."""
+        if feat.dim() != 4 or feat.shape[1] != self.in_channels:
+            raise ValueError(
+                f'{type(self).__name__} was built for {self.in_channels} '
+                f'input channels, got a feature map of shape '
+                f'{tuple(feat.shape)}')
+
+    def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
+        """Compute this head's (unweighted) loss on a module output.
+
+        Args:
+            feat (Tensor): The local module's output, (N, C, h, w).
+            batch (LocalBatch): Inputs and labels of the iteration.
+
+        Returns:
+            Tensor: A scalar loss.
+        """
+        raise NotImplementedError
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1) -> torch.nn.Sequential:
+    """``kxk conv (no bias) + BatchNorm + ReLU``, the paper's unit."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            bias=False), torch.nn.BatchNorm2d(out_channels),
+        torch.nn.ReLU(inplace=True))

@@ -1,0 +1,87 @@
+"""phi + supervised contrastive loss: the paper's InfoPro (Contrast)."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from infopro_mm.registry import MODELS
+from .base_local_head import LocalBatch
+from .local_cls_head import LocalClsHead, image_labels
+
+__all__ = ['ContrastHead', 'supervised_contrastive_loss']
+
+
+def supervised_contrastive_loss(z: Tensor,
+                                labels: Tensor,
+                                temperature: float = 0.07) -> Tensor:
+    """The paper's Eq. 4 on L2-normalised embeddings.
+
+    ``-1 / #pos * sum_{i != j, y_i = y_j} log(exp(z_i.z_j / tau) /
+    sum_{k != i} exp(z_i.z_k / tau))``, where ``#pos`` counts the ordered
+    positive pairs. A batch without any positive pair gives 0 (with a graph,
+    so backward still runs).
+
+    Args:
+        z (Tensor): Embeddings ``(N, D)``, L2-normalised.
+        labels (Tensor): Integer labels ``(N,)``.
+        temperature (float): tau. Defaults to 0.07.
+
+    Returns:
+        Tensor: A scalar loss.
+    """
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = (z @ z.t()) / temperature
+    log_prob = logits - torch.logsumexp(
+        logits.masked_fill(eye, float('-inf')), dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~eye
+    num_pos = positive.sum()
+    if num_pos == 0:
+        return z.sum() * 0.
+    return -(log_prob * positive).sum() / num_pos
+
+
+@MODELS.register_module()
+class ContrastHead(LocalClsHead):
+    """Projection head phi trained with the supervised contrastive loss.
+
+    phi has the architecture of :class:`LocalClsHead` (paper: "psi and phi
+    share the same architecture except for the last layer") with the last FC
+    mapping to a ``proj_dim`` embedding, which is L2-normalised.
+
+    Args:
+        in_channels (int): Channels of the module output (inferred).
+        in_stride (int): Stride of the module output (inferred).
+        arch (str): ``'large'``, ``'small'`` or ``'linear'``. Defaults to
+            ``'small'``.
+        width (float): Width multiplier on hidden layers. Defaults to 1.
+        proj_dim (int): Embedding size. Defaults to 128 (paper Table 8).
+        temperature (float): tau of Eq. 4. Defaults to 0.07.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 in_stride: int,
+                 arch: str = 'small',
+                 width: float = 1.0,
+                 proj_dim: int = 128,
+                 temperature: float = 0.07,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            in_channels,
+            in_stride,
+            num_classes=proj_dim,
+            arch=arch,
+            width=width,
+            init_cfg=init_cfg)
+        self.temperature = temperature
+
+    def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
+        self.check_input(feat)
+        z = F.normalize(self.forward(feat).float(), dim=1)
+        labels = image_labels(batch, z.device)
+        if labels.dim() == 2:
+            labels = labels.argmax(dim=1)
+        return supervised_contrastive_loss(z, labels, self.temperature)

@@ -1,0 +1,99 @@
+"""InfoPro*: choose the cuts that minimise the largest module's memory."""
+from typing import List, Sequence, Tuple
+
+__all__ = ['module_costs', 'plan_balanced_cuts']
+
+
+def module_costs(cuts: Sequence[int], layer_bytes: Sequence[int],
+                 input_bytes: Sequence[int], head_bytes: Sequence[int],
+                 tail_bytes: int) -> List[int]:
+    """Estimated training memory of every module for given cuts.
+
+    A module spanning basic layers ``i..j`` keeps its layers' saved tensors,
+    its input (saved by its first layer; counted in the previous layer's
+    bytes when the network runs end to end) and, if it is a local module, its
+    auxiliary heads' saved tensors at layer ``j``; the last module keeps the
+    architecture's neck and task heads (``tail_bytes``) instead.
+
+    Args:
+        cuts (Sequence[int]): Last basic layer of each local module.
+        layer_bytes (Sequence[int]): Saved bytes of each basic layer.
+        input_bytes (Sequence[int]): Bytes of each basic layer's input when
+            it starts a module (0 for the first layer).
+        head_bytes (Sequence[int]): Saved bytes of the auxiliary heads on
+            each basic layer's output.
+        tail_bytes (int): Saved bytes of the neck and task heads.
+
+    Returns:
+        list[int]: One estimate per module.
+    """
+    bounds = [-1, *cuts, len(layer_bytes) - 1]
+    return [
+        _module_cost(bounds[k] + 1, bounds[k + 1], layer_bytes, input_bytes,
+                     head_bytes, tail_bytes) for k in range(len(bounds) - 1)
+    ]
+
+
+def _module_cost(first: int, last: int, layer_bytes: Sequence[int],
+                 input_bytes: Sequence[int], head_bytes: Sequence[int],
+                 tail_bytes: int) -> int:
+    """Estimate of the module spanning basic layers ``first..last``."""
+    extra = tail_bytes if last == len(layer_bytes) - 1 else head_bytes[last]
+    return input_bytes[first] + sum(layer_bytes[first:last + 1]) + extra
+
+
+def plan_balanced_cuts(layer_bytes: Sequence[int], input_bytes: Sequence[int],
+                       head_bytes: Sequence[int], tail_bytes: int,
+                       num_modules: int) -> Tuple[List[int], List[int]]:
+    """Cuts into ``num_modules`` modules minimising the largest module.
+
+    Two exact dynamic programmes over the basic layers: the first finds the
+    smallest achievable largest module; the second, among the splits that
+    achieve it, the one with the smallest total (the auxiliary heads' share),
+    then the earliest cuts. The result is deterministic.
+
+    Args:
+        layer_bytes (Sequence[int]): Saved bytes of each basic layer.
+        input_bytes (Sequence[int]): Bytes of each basic layer's input when
+            it starts a module.
+        head_bytes (Sequence[int]): Saved bytes of the auxiliary heads on
+            each basic layer's output.
+        tail_bytes (int): Saved bytes of the neck and task heads.
+        num_modules (int): K.
+
+    Returns:
+        tuple[list[int], list[int]]: The cuts and the per-module estimates.
+    """
+    n = len(layer_bytes)
+    if not 1 <= num_modules <= n:
+        raise ValueError(f'cannot split {n} basic layers into '
+                         f'{num_modules} modules')
+
+    def cost(first: int, last: int) -> int:
+        return _module_cost(first, last, layer_bytes, input_bytes, head_bytes,
+                            tail_bytes)
+
+    def solve(combine, start):
+        # best[k][j]: optimum for layers 0..j split into k+1 modules
+        best = [[None] * n for _ in range(num_modules)]
+        for j in range(n):
+            best[0][j] = start(cost(0, j))
+        for k in range(1, num_modules):
+            for j in range(k, n):
+                options = [
+                    combine(best[k - 1][i], cost(i + 1, j), i)
+                    for i in range(k - 1, j) if best[k - 1][i] is not None
+                ]
+                options = [o for o in options if o is not None]
+                best[k][j] = min(options) if options else None
+        return best[num_modules - 1][n - 1]
+
+    largest = solve(lambda prev, c, i: max(prev, c), lambda c: c)
+
+    def within_largest(prev, c, i):
+        return (prev[0] + c, prev[1] + (i, )) if c <= largest else None
+
+    _, cuts = solve(within_largest, lambda c: (c, ()) if c <= largest else None)
+    cuts = list(cuts)
+    return cuts, module_costs(cuts, layer_bytes, input_bytes, head_bytes,
+                              tail_bytes)

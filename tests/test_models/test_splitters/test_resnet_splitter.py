@@ -1,0 +1,109 @@
+"""ResNetSplitter: basic layers, split specs, staged forward, bad input."""
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+
+from infopro_mm.models import ResNetSplitter, uniform_cuts
+from infopro_mm.registry import MODELS
+
+BACKBONES = [
+    ('mmseg', dict(type='ResNetV1c', depth=18, base_channels=8,
+                   stem_channels=8, dilations=(1, 1, 2, 4),
+                   strides=(1, 2, 1, 1))),
+    ('mmseg', dict(type='ResNet', depth=50, base_channels=8)),
+    ('mmdet', dict(type='ResNet', depth=18, base_channels=8,
+                   out_indices=(0, 1, 2, 3))),
+    ('mmdet', dict(type='ResNeXt', depth=50, groups=4, base_width=4,
+                   base_channels=8)),
+    ('mmpretrain', dict(type='ResNetV1d', depth=18, base_channels=8,
+                        stem_channels=8, out_indices=(1, 3))),
+    ('mmpretrain', dict(type='ResNeXt', depth=50, groups=4, width_per_group=4,
+                        base_channels=8)),
+    ('mmpretrain', dict(type='ResNet_CIFAR', depth=18, base_channels=8,
+                        out_indices=(2, 3))),
+]
+
+
+def build(scope, cfg):
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('scope,cfg', BACKBONES)
+def test_staged_forward_equals_backbone_forward(scope, cfg):
+    torch.manual_seed(0)
+    backbone = build(scope, cfg)
+    splitter = ResNetSplitter(backbone, num_modules=3)
+    num_blocks = sum(len(getattr(backbone, n)) for n in backbone.res_layers)
+    assert len(splitter.basic_layers) == num_blocks + 1
+    shapes = splitter.probe()  # raises if staged != own forward
+    assert len(shapes) == len(splitter.basic_layers)
+    x = torch.randn(2, 3, 64, 64)
+    backbone.train()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        staged = splitter.forward(x)
+        torch.manual_seed(1)
+        own = backbone(x)
+    assert len(staged) == len(own)
+    for a, b in zip(staged, own):
+        torch.testing.assert_close(a, b)
+
+
+def test_basic_layers_and_boundaries_follow_the_paper():
+    backbone = build('mmseg', dict(type='ResNetV1c', depth=101))
+    splitter = ResNetSplitter(backbone, boundaries=['layer3.12'])
+    names = [layer.name for layer in splitter.basic_layers]
+    assert names[0] == 'stem' and names[-1] == 'layer4.2'
+    assert len(names) == 1 + 3 + 4 + 23 + 3
+    modules = splitter.module_layers()
+    assert [len(m) for m in modules] == [1 + 3 + 4 + 13, 10 + 3]
+    assert modules[0][-1].name == 'layer3.12'
+    # parameters are the backbone's own objects, not copies
+    ids = {id(p) for m in modules for layer in m for p in layer.parameters()}
+    assert ids == {id(p) for p in backbone.parameters()}
+
+
+def test_uniform_cuts_give_earlier_modules_fewer_layers():
+    # paper Appendix F: ResNet-110 (55 basic layers)
+    sizes = lambda cuts, n: [b - a for a, b in zip([-1, *cuts], [*cuts, n - 1])]  # noqa
+    assert sizes(uniform_cuts(55, 4), 55) == [13, 14, 14, 14]
+    assert sizes(uniform_cuts(55, 16), 55) == [3] * 9 + [4] * 7
+    assert sizes(uniform_cuts(16, 8), 16) == [2] * 8
+    assert uniform_cuts(10, 1) == []
+
+
+def test_taps_of_finished_modules_are_detached():
+    backbone = build('mmdet', dict(type='ResNet', depth=18, base_channels=8,
+                                   out_indices=(0, 1, 2, 3)))
+    splitter = ResNetSplitter(backbone, boundaries=['layer2.1'])
+    ended = []
+    outs = splitter.forward(
+        torch.randn(1, 3, 64, 64), on_module_end=lambda k, h: ended.append(
+            (k, h.requires_grad)))
+    assert ended == [(0, True)]
+    assert [o.requires_grad for o in outs] == [False, False, True, True]
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(boundaries=['layer5.0']), "unknown split boundary 'layer5.0'"),
+    (dict(boundaries=['layer2.7']), "unknown split boundary 'layer2.7'"),
+    (dict(boundaries=['layer4.1']), 'would leave the last module empty'),
+    (dict(boundaries=['layer3.0', 'layer2.0']), 'in network order'),
+    (dict(num_modules=10), 'num_modules=10 is out of range'),
+    (dict(num_modules=0), 'num_modules=0 is out of range'),
+    (dict(), 'exactly one of'),
+    (dict(boundaries=['stem'], num_modules=2), 'exactly one of'),
+    (dict(num_modules=2, policy='greedy'), "policy must be"),
+    (dict(num_modules=2, policy='balanced'), 'needs `input_size'),
+])
+def test_bad_split_specs_name_the_problem(kwargs, match):
+    backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8))
+    with pytest.raises(ValueError, match=match):
+        ResNetSplitter(backbone, **kwargs)
+
+
+def test_unsupported_backbone_is_named():
+    backbone = build('mmseg', dict(type='MobileNetV2', widen_factor=0.25))
+    with pytest.raises(TypeError, match='MobileNetV2 is not supported'):
+        ResNetSplitter(backbone, num_modules=2)
