@@ -308,7 +308,8 @@ class InfoPro(BaseModel):
                (4 * scale * scale) >= 256 * 256):
             scale *= 2
         size = (height // scale, width // scale)
-        factor = (height * width) / (size[0] * size[1]) * batch_size
+        # 2 samples: BN after global pooling (ASPP) refuses a batch of 1.
+        factor = (height * width) / (size[0] * size[1]) * batch_size / 2
         buffers = {
             name: b.clone()
             for name, b in self.named_buffers()
@@ -317,8 +318,8 @@ class InfoPro(BaseModel):
         param = next(self.architecture.parameters())
         gen = torch.Generator(param.device).manual_seed(0)
         inputs = torch.randn(
-            1, 3, *size, generator=gen, device=param.device)
-        samples = dummy_data_samples(self.architecture, 1, size)
+            2, 3, *size, generator=gen, device=param.device)
+        samples = dummy_data_samples(self.architecture, 2, size)
         batch = self._local_batch(inputs, samples)
         n = len(self.splitter.basic_layers)
         layer_bytes, head_bytes = [0] * n, [0] * n
@@ -344,7 +345,8 @@ class InfoPro(BaseModel):
                     head_bytes[idx] = head_cache.get(key, 0)
                     state['before'] = tracker.live_bytes
 
-                with self._staged_backbone(on_layer_end=on_layer_end):
+                with self._staged_backbone(
+                        on_layer_end=on_layer_end, cuts=()):
                     losses = self.architecture.loss(inputs, samples)
                 tail_bytes = tracker.live_bytes - state['before']
                 del losses

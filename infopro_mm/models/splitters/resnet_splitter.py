@@ -202,8 +202,8 @@ class ResNetSplitter:
     def forward(self,
                 x: Tensor,
                 on_module_end: Optional[Callable[[int, Tensor], None]] = None,
-                on_layer_end: Optional[Callable[[int, Tensor], None]] = None
-                ) -> Tuple[Tensor, ...]:
+                on_layer_end: Optional[Callable[[int, Tensor], None]] = None,
+                cuts: Optional[Sequence[int]] = None) -> Tuple[Tensor, ...]:
         """Run the backbone module by module, like its own ``forward``.
 
         After each of the first K-1 modules, ``on_module_end(k, h)`` is
@@ -217,12 +217,14 @@ class ResNetSplitter:
             on_module_end (callable, optional): ``f(k, h)`` for k < K-1.
             on_layer_end (callable, optional): ``f(i, x)`` after every basic
                 layer (used for probing and memory profiling).
+            cuts (Sequence[int], optional): Cuts to use instead of
+                :attr:`cuts` (``()`` runs the backbone as one module).
 
         Returns:
             tuple[Tensor]: The outputs the backbone's ``forward`` returns.
         """
         out_indices = self.backbone.out_indices
-        cuts = set(self.cuts)
+        cuts = set(self.cuts if cuts is None else cuts)
         outs = []
         module = 0
         for idx, layer in enumerate(self.basic_layers):
