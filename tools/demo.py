@@ -9,14 +9,18 @@ the checkpoint and logs are.
 Usage: python tools/demo.py [--e2e] [--work-dir DIR] [--cfg-options k=v ...]
 """
 import argparse
+import glob
 import os.path as osp
 import sys
 
+import numpy as np
+
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+from PIL import Image
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.datasets import make_digits_segmentation
+from infopro_mm.datasets import DigitsSegDataset, make_digits_segmentation
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(
@@ -43,6 +47,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def majority_miou(data_root: str) -> float:
+    """mIoU (%) of predicting the background class on every val pixel."""
+    labels = np.concatenate([
+        np.asarray(Image.open(path)).ravel()
+        for path in glob.glob(osp.join(data_root, 'ann_dir/val/*.png'))
+    ])
+    return 100. * np.mean(labels == 0) / len(DigitsSegDataset.METAINFO[
+        'classes'])
+
+
 def main() -> None:
     args = parse_args()
     name = 'e2e' if args.e2e else 'infopro'
@@ -66,10 +80,11 @@ def main() -> None:
     }
     last = osp.join(cfg.work_dir, 'last_checkpoint')
     checkpoint = open(last).read().strip() if osp.exists(last) else None
-    print(f"\n[demo] {name}: mIoU {metrics.get('mIoU', float('nan')):.2f} "
-          f"(chance is about {100 / 11:.1f} on 11 classes), "
+    print(f"\n[demo] {name}: mIoU {metrics.get('mIoU', float('nan')):.2f}, "
           f"mAcc {metrics.get('mAcc', float('nan')):.2f}, "
-          f"aAcc {metrics.get('aAcc', float('nan')):.2f}")
+          f"aAcc {metrics.get('aAcc', float('nan')):.2f} (predicting "
+          f'background everywhere would score mIoU '
+          f'{majority_miou(args.data_root):.2f})')
     print(f'[demo] checkpoint: {checkpoint}')
     print(f'[demo] logs: {runner.log_dir}')
     if checkpoint is None:

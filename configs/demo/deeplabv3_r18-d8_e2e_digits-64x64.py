@@ -1,4 +1,4 @@
-# The demo's end-to-end twin: a DeepLabV3 (ResNetV1c-18-D8, half width)
+# The demo's end-to-end twin: a DeepLabV3 (ResNetV1c-18-D8, quarter width)
 # trained on digits composited onto texture photos (make demo --e2e).
 _base_ = [
     'mmseg::_base_/models/deeplabv3_r50-d8.py',
@@ -9,26 +9,26 @@ custom_imports = dict(imports=['infopro_mm'], allow_failed_imports=False)
 crop_size = (64, 64)
 num_classes = 11
 norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(size=crop_size)
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=data_preprocessor,
     backbone=dict(
-        depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),
+        depth=18, stem_channels=16, base_channels=16, norm_cfg=norm_cfg),
     decode_head=dict(
-        in_channels=256,
+        in_channels=128,
         channels=64,
         dilations=(1, 2, 3),
         num_classes=num_classes,
         norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        in_channels=128, channels=32, num_classes=num_classes,
+        in_channels=64, channels=32, num_classes=num_classes,
         norm_cfg=norm_cfg))
 
 data_root = 'data/digits_seg'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
@@ -60,16 +60,16 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-max_iters = 1000
+max_iters = 2000
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(_delete_=True, type='AdamW', lr=3e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
          by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
-    logger=dict(interval=50),
+    logger=dict(interval=100),
     checkpoint=dict(interval=max_iters),
     visualization=dict(type='SegVisualizationHook', draw=False))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

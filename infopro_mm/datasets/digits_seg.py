@@ -57,11 +57,11 @@ def _sample(rng: np.random.Generator, textures, digits, targets,
     y, x = rng.integers(0, h - crop), rng.integers(0, w - crop)
     image = np.asarray(
         Image.fromarray(texture[y:y + crop, x:x + crop]).resize(
-            (size, size), Image.BILINEAR)).astype(np.float32)
+            (size, size), Image.BILINEAR)).astype(np.float32) * 0.6
     label = np.zeros((size, size), dtype=np.uint8)
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, 3))):
         idx = int(rng.integers(len(digits)))
-        side = int(rng.integers(size // 4, size // 2))
+        side = int(rng.integers(3 * size // 8, 5 * size // 8))
         alpha = np.asarray(
             Image.fromarray((digits[idx] * 255 / 16).astype(np.uint8)).resize(
                 (side, side), Image.BILINEAR)).astype(np.float32) / 255.
@@ -69,7 +69,7 @@ def _sample(rng: np.random.Generator, textures, digits, targets,
         color = rng.integers(0, 256, 3).astype(np.float32)
         window = image[top:top + side, left:left + side]
         window[:] = window * (1 - alpha[..., None]) + color * alpha[..., None]
-        label[top:top + side, left:left + side][alpha > 0.5] = \
+        label[top:top + side, left:left + side][alpha > 0.3] = \
             targets[idx] + 1
     return image.clip(0, 255).astype(np.uint8), label
 

@@ -70,8 +70,9 @@ class InfoPro(BaseModel):
             either one float for every local module or ``(first, last)``,
             interpolated linearly from the first to the (K-1)-th module
             (paper §4). Missing names weigh 1.
-        data_preprocessor (dict | nn.Module, optional): Defaults to the
-            architecture's own.
+        data_preprocessor (dict | nn.Module, optional): Replaces the
+            architecture's own when given (mmengine's Runner passes the
+            config's top-level ``data_preprocessor``). Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -88,6 +89,8 @@ class InfoPro(BaseModel):
             data_preprocessor = architecture.data_preprocessor
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # One preprocessor for training and inference alike.
+        architecture.data_preprocessor = self.data_preprocessor
         self.architecture = architecture
         if not hasattr(architecture, 'backbone'):
             raise TypeError(f'{type(architecture).__name__} has no backbone '
