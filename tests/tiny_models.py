@@ -3,9 +3,11 @@ import torch
 from mmengine.config import ConfigDict
 
 
-def tiny_deeplabv3(num_classes: int = 4, dropout: float = 0.0) -> dict:
+def tiny_deeplabv3(num_classes: int = 4,
+                   dropout: float = 0.0,
+                   norm_cfg: dict = dict(type='BN', requires_grad=True)
+                   ) -> dict:
     """A DeepLabV3-style mmseg segmentor (ResNetV1c-18-D8, width 16)."""
-    norm_cfg = dict(type='BN', requires_grad=True)
     return ConfigDict(
         type='EncoderDecoder',
         data_preprocessor=dict(

@@ -12,7 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.utils import allow_trusted_checkpoints
+from infopro_mm.utils import allow_trusted_checkpoints, init_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,6 +52,9 @@ def main() -> None:
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
 
+    init_cpu_distributed(
+        args.launcher,
+        cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.test()

@@ -14,7 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.utils import allow_trusted_checkpoints
+from infopro_mm.utils import allow_trusted_checkpoints, init_cpu_distributed
 
 AMP_TYPES = {
     'OptimWrapper': 'AmpOptimWrapper',
@@ -92,6 +92,9 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    init_cpu_distributed(
+        args.launcher,
+        cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()

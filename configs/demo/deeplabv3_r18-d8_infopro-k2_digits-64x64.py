@@ -15,5 +15,6 @@ model = dict(
         recon=dict(type='infopro_mm.ReconstructionHead', width=0.5),
         task=dict(type='infopro_mm.LocalSegHead', width=0.25)),
     loss_weights=dict(recon=1.5, task=1.0))
+model_wrapper_cfg = dict(type='infopro_mm.InfoProDDP')
 optim_wrapper = dict(type='infopro_mm.InfoProOptimWrapper')
 custom_hooks = [dict(type='infopro_mm.InfoProHook')]

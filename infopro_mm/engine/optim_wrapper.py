@@ -1,4 +1,6 @@
 """Optimizer wrappers that run one local backward per local module."""
+from typing import Callable, List
+
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
@@ -16,7 +18,15 @@ class LocalBackwardMixin:
     iteration, when the task loss goes through ``update_params``, so
     ``accumulative_counts`` counts iterations and there is one optimizer step
     per (accumulated) iteration.
+
+    Callables in :attr:`before_step_hooks` run at the start of every
+    :meth:`step`, before AMP unscaling, inf checks and gradient clipping
+    (``InfoProDDP`` finishes its gradient all-reduce there).
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_step_hooks: List[Callable[[], None]] = []
 
     def local_backward(self, loss: torch.Tensor, **kwargs) -> None:
         """Back-propagate a local module's loss.
@@ -28,6 +38,12 @@ class LocalBackwardMixin:
         count = self._inner_count
         self.backward(self.scale_loss(loss), **kwargs)
         self._inner_count = count
+
+    def step(self, **kwargs) -> None:
+        """Run :attr:`before_step_hooks`, then the wrapper's own step."""
+        for hook in self.before_step_hooks:
+            hook()
+        super().step(**kwargs)
 
 
 @OPTIM_WRAPPERS.register_module()

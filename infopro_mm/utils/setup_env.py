@@ -1,7 +1,12 @@
 """Process set-up shared by the command-line tools."""
+import logging
 import os
 
-__all__ = ['allow_trusted_checkpoints']
+import torch
+import torch.distributed as dist
+from mmengine.logging import print_log
+
+__all__ = ['allow_trusted_checkpoints', 'init_cpu_distributed']
 
 
 def allow_trusted_checkpoints() -> None:
@@ -15,3 +20,26 @@ def allow_trusted_checkpoints() -> None:
     you trust (your own runs, or released files you chose to load).
     """
     os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+
+
+def init_cpu_distributed(launcher: str, backend: str) -> None:
+    """Initialise a gloo process group for CPU-only distributed runs.
+
+    mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device``, which
+    fails on a machine without a GPU. When no GPU is visible this sets up the
+    group from torchrun's environment itself; mmengine's runner then finds it
+    initialised and uses it. Does nothing with a GPU or ``--launcher none``.
+
+    Args:
+        launcher (str): The tool's ``--launcher``.
+        backend (str): ``env_cfg.dist_cfg.backend`` of the config.
+    """
+    if launcher != 'pytorch' or torch.cuda.is_available() or \
+            dist.is_initialized():
+        return
+    if backend != 'gloo':
+        print_log(
+            f'no GPU: using the gloo backend instead of {backend!r}',
+            logger='current',
+            level=logging.WARNING)
+    dist.init_process_group(backend='gloo')

@@ -87,6 +87,11 @@ class InfoPro(BaseModel):
             architecture = MODELS.build(architecture)
         if data_preprocessor is None:
             data_preprocessor = architecture.data_preprocessor
+        elif isinstance(data_preprocessor, dict):
+            # mmpretrain configs give it without a type: the architecture's
+            data_preprocessor = dict(data_preprocessor)
+            data_preprocessor.setdefault('type',
+                                         type(architecture.data_preprocessor))
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         # One preprocessor for training and inference alike.
@@ -202,10 +207,11 @@ class InfoPro(BaseModel):
             del backbone.forward
 
     def _forward_train(
-            self,
-            inputs: Tensor,
-            data_samples,
-            local_backward: Optional[Callable[[Tensor], None]] = None
+        self,
+        inputs: Tensor,
+        data_samples,
+        local_backward: Optional[Callable[[Tensor], None]] = None,
+        on_local_backward: Optional[Callable[[int], None]] = None
     ) -> Dict[str, Tensor]:
         batch = self._local_batch(inputs, data_samples)
         local_losses: Dict[str, Tensor] = {}
@@ -218,6 +224,8 @@ class InfoPro(BaseModel):
                 return
             if losses:
                 local_backward(sum(losses.values()))
+            if on_local_backward is not None:
+                on_local_backward(module)
             self.local_log_vars.update(
                 {name: loss.detach() for name, loss in losses.items()})
             self._record_cuda_memory(module)
@@ -233,8 +241,12 @@ class InfoPro(BaseModel):
             self.local_log_vars[f'local{module + 1}.memory'] = peak
             torch.cuda.reset_peak_memory_stats()
 
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+    def train_step(
+        self,
+        data: Union[dict, tuple, list],
+        optim_wrapper: OptimWrapper,
+        on_local_backward: Optional[Callable[[int], None]] = None
+    ) -> Dict[str, Tensor]:
         """One InfoPro iteration: K-1 local backwards, one task backward.
 
         Args:
@@ -242,6 +254,10 @@ class InfoPro(BaseModel):
             optim_wrapper (OptimWrapper): An optimizer wrapper with
                 ``local_backward`` (``infopro_mm.InfoProOptimWrapper`` or
                 ``infopro_mm.InfoProAmpOptimWrapper``).
+            on_local_backward (callable, optional): ``f(k)`` called right
+                after local module ``k``'s backward, when its gradients for
+                this iteration are final (``InfoProDDP`` starts their
+                all-reduce there). Defaults to None.
 
         Returns:
             dict[str, Tensor]: Log variables of the task loss. Local losses
@@ -260,11 +276,32 @@ class InfoPro(BaseModel):
             losses = self._forward_train(
                 data['inputs'],
                 data['data_samples'],
-                local_backward=optim_wrapper.local_backward)
+                local_backward=optim_wrapper.local_backward,
+                on_local_backward=on_local_backward)
         parsed_loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(parsed_loss)
         self._record_cuda_memory(self.splitter.num_modules - 1)
         return log_vars
+
+    def module_parameters(self) -> List[List[nn.Parameter]]:
+        """Trainable parameters of every local module, in network order.
+
+        Module k < K-1 owns its backbone layers and its local heads; the last
+        module owns everything else (rest of the backbone, neck, task heads).
+        """
+        groups: List[List[nn.Parameter]] = []
+        seen = set()
+        for layers, heads in zip(self.splitter.module_layers(),
+                                 self.local_heads):
+            params = [p for layer in layers for p in layer.parameters()]
+            params += list(heads.parameters())
+            groups.append([p for p in params if p.requires_grad])
+            seen.update(id(p) for p in params)
+        groups.append([
+            p for p in self.parameters()
+            if p.requires_grad and id(p) not in seen
+        ])
+        return groups
 
     # ------------------------------------------------------------------
     # inference and export

@@ -96,9 +96,23 @@ class BaseLocalHead(BaseModule):
         raise NotImplementedError
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int,
-                 stride: int = 1) -> torch.nn.Sequential:
-    """``kxk conv (no bias) + BatchNorm + ReLU``, the paper's unit."""
+def conv_bn_relu(in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int = 1,
+                 norm_cfg: Optional[dict] = None) -> torch.nn.Sequential:
+    """``kxk conv (no bias) + norm + ReLU``, the paper's unit.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Kernel size (padding keeps the size).
+        stride (int): Stride. Defaults to 1.
+        norm_cfg (dict, optional): mmcv norm config. Defaults to BatchNorm
+            (the paper's).
+    """
+    from mmcv.cnn import build_norm_layer
+    _, norm = build_norm_layer(norm_cfg or dict(type='BN'), out_channels)
     return torch.nn.Sequential(
         torch.nn.Conv2d(
             in_channels,
@@ -106,5 +120,4 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int,
             kernel_size,
             stride=stride,
             padding=kernel_size // 2,
-            bias=False), torch.nn.BatchNorm2d(out_channels),
-        torch.nn.ReLU(inplace=True))
+            bias=False), norm, torch.nn.ReLU(inplace=True))

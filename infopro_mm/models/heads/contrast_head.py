@@ -56,6 +56,8 @@ class ContrastHead(LocalClsHead):
         arch (str): ``'large'``, ``'small'`` or ``'linear'``. Defaults to
             ``'small'``.
         width (float): Width multiplier on hidden layers. Defaults to 1.
+        norm_cfg (dict, optional): Norm of the hidden layers. Defaults to
+            BatchNorm.
         proj_dim (int): Embedding size. Defaults to 128 (paper Table 8).
         temperature (float): tau of Eq. 4. Defaults to 0.07.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -66,6 +68,7 @@ class ContrastHead(LocalClsHead):
                  in_stride: int,
                  arch: str = 'small',
                  width: float = 1.0,
+                 norm_cfg: Optional[dict] = None,
                  proj_dim: int = 128,
                  temperature: float = 0.07,
                  init_cfg: Optional[dict] = None) -> None:
@@ -75,6 +78,7 @@ class ContrastHead(LocalClsHead):
             num_classes=proj_dim,
             arch=arch,
             width=width,
+            norm_cfg=norm_cfg,
             init_cfg=init_cfg)
         self.temperature = temperature
 

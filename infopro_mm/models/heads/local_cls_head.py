@@ -50,6 +50,9 @@ class LocalClsHead(BaseLocalHead):
         arch (str): ``'large'``, ``'small'`` or ``'linear'``. Defaults to
             ``'large'``.
         width (float): Width multiplier on hidden layers. Defaults to 1.
+        norm_cfg (dict, optional): Norm of the hidden layers (e.g.
+            ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
+            to BatchNorm, the paper's.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -59,16 +62,17 @@ class LocalClsHead(BaseLocalHead):
                  num_classes: int,
                  arch: str = 'large',
                  width: float = 1.0,
+                 norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
         if arch == 'large':
             c = [scaled(n, width) for n in (128, 256, 512, 2048)]
             self.trunk = nn.Sequential(
-                conv_bn_relu(in_channels, c[0], 1),
-                conv_bn_relu(c[0], c[1], 3, stride=2),
-                conv_bn_relu(c[1], c[2], 3, stride=2),
-                conv_bn_relu(c[2], c[3], 1), nn.AdaptiveAvgPool2d(1),
-                nn.Flatten())
+                conv_bn_relu(in_channels, c[0], 1, norm_cfg=norm_cfg),
+                conv_bn_relu(c[0], c[1], 3, stride=2, norm_cfg=norm_cfg),
+                conv_bn_relu(c[1], c[2], 3, stride=2, norm_cfg=norm_cfg),
+                conv_bn_relu(c[2], c[3], 1, norm_cfg=norm_cfg),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.fc = nn.Linear(c[3], num_classes)
         elif arch == 'small':
             channels, stride = ((32, 2) if in_stride <= 1 else
@@ -76,7 +80,8 @@ class LocalClsHead(BaseLocalHead):
             c = scaled(channels, width)
             hidden = scaled(128, width)
             self.trunk = nn.Sequential(
-                conv_bn_relu(in_channels, c, 3, stride=stride),
+                conv_bn_relu(
+                    in_channels, c, 3, stride=stride, norm_cfg=norm_cfg),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, hidden),
                 nn.ReLU(inplace=True))
             self.fc = nn.Linear(hidden, num_classes)

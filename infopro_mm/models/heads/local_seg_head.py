@@ -36,6 +36,9 @@ class LocalSegHead(BaseLocalHead):
         arch (str): ``'paper'`` or ``'linear'``. Defaults to ``'paper'``.
         width (float): Width multiplier on the hidden conv. Defaults to 1.
         dropout (float): Dropout before the classifier. Defaults to 0.1.
+        norm_cfg (dict, optional): Norm of the hidden layers (e.g.
+            ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
+            to BatchNorm, the paper's.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -47,12 +50,14 @@ class LocalSegHead(BaseLocalHead):
                  arch: str = 'paper',
                  width: float = 1.0,
                  dropout: float = 0.1,
+                 norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
         if arch == 'paper':
             hidden = scaled(512, width)
             self.layers = nn.Sequential(
-                conv_bn_relu(in_channels, hidden, 3), nn.Dropout2d(dropout),
+                conv_bn_relu(in_channels, hidden, 3, norm_cfg=norm_cfg),
+                nn.Dropout2d(dropout),
                 nn.Conv2d(hidden, num_classes, 1))
         elif arch == 'linear':
             self.layers = nn.Conv2d(in_channels, num_classes, 1)

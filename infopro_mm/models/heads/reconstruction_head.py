@@ -34,6 +34,9 @@ class ReconstructionHead(BaseLocalHead):
         width (float): Width multiplier on hidden layers. Defaults to 1.
         image_channels (int): Channels of the reconstructed image.
             Defaults to 3.
+        norm_cfg (dict, optional): Norm of the hidden layers (e.g.
+            ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
+            to BatchNorm, the paper's.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -43,21 +46,24 @@ class ReconstructionHead(BaseLocalHead):
                  arch: str = 'large',
                  width: float = 1.0,
                  image_channels: int = 3,
+                 norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
         if arch == 'large':
-            self.stem = conv_bn_relu(in_channels, scaled(128, width), 1)
+            self.stem = conv_bn_relu(
+                in_channels, scaled(128, width), 1, norm_cfg=norm_cfg)
             hidden = [scaled(128, width), scaled(32, width), scaled(12, width)]
             self.stages = nn.ModuleList([
-                conv_bn_relu(hidden[0], hidden[1], 3),
-                conv_bn_relu(hidden[1], hidden[2], 3),
+                conv_bn_relu(hidden[0], hidden[1], 3, norm_cfg=norm_cfg),
+                conv_bn_relu(hidden[1], hidden[2], 3, norm_cfg=norm_cfg),
             ])
             self.out_conv = nn.Conv2d(hidden[2], image_channels, 3, padding=1)
             self.stage_scales = (4, 2, 1)
         elif arch == 'small':
             self.stem = nn.Identity()
             self.stages = nn.ModuleList(
-                [conv_bn_relu(in_channels, scaled(12, width), 3)])
+                [conv_bn_relu(
+                    in_channels, scaled(12, width), 3, norm_cfg=norm_cfg)])
             self.out_conv = nn.Conv2d(
                 scaled(12, width), image_channels, 3, padding=1)
             self.stage_scales = (1, 1)

@@ -1,0 +1,12 @@
+# InfoPro*, K=4: the cuts are chosen at start-up by measuring every basic
+# layer's training memory at the crop size (balanced policy); the chosen cuts
+# and per-module estimates are logged.
+_base_ = ['./deeplabv3_r101_infopro_k2_cityscapes.py']
+
+model = dict(
+    split=dict(
+        _delete_=True,
+        num_modules=4,
+        policy='balanced',
+        input_size=_base_.crop_size,
+        batch_size=_base_.train_dataloader.batch_size))

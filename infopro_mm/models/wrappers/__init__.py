@@ -1,0 +1,3 @@
+from .infopro_ddp import InfoProDDP
+
+__all__ = ['InfoProDDP']

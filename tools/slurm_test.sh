@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Evaluation on a Slurm cluster.
+# Usage: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args...]
+# Environment: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
+# SRUN_ARGS (extra srun arguments), PYTHON (python).
+set -euo pipefail
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+CHECKPOINT=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+PYTHON=${PYTHON:-python}
+
+# shellcheck disable=SC2086
+PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
+srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    --gres=gpu:"$GPUS_PER_NODE" \
+    --ntasks="$GPUS" \
+    --ntasks-per-node="$GPUS_PER_NODE" \
+    --cpus-per-task="$CPUS_PER_TASK" \
+    --kill-on-bad-exit=1 \
+    $SRUN_ARGS \
+    "$PYTHON" -u "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" \
+    --launcher slurm "${@:5}"
