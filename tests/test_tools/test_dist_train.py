@@ -1,0 +1,60 @@
+"""tools/dist_train.sh: the card's Cityscapes config, 2 CPU processes."""
+import glob
+import os
+import socket
+import subprocess
+import sys
+
+from conftest import REPO
+
+CONFIG = 'configs/deeplabv3_r101_infopro_k2_cityscapes.py'
+BN = dict(type='BN', requires_grad=True)
+
+
+def test_dist_train_two_processes_on_tiny_cityscapes(tiny_data, tmp_path):
+    # SyncBN refuses CPU tensors under a process group: BN for this run.
+    norms = [
+        f'{m}.norm_cfg.type=BN' for m in (
+            'model.architecture.backbone', 'model.architecture.decode_head',
+            'model.architecture.auxiliary_head', 'model.local_heads.recon',
+            'model.local_heads.task')
+    ]
+    config = tmp_path / 'dist.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/{CONFIG}']\n"
+        "custom_hooks = [dict(type='infopro_mm.InfoProHook'),\n"
+        "    dict(type='infopro_mm.InfoProConsistencyHook', interval=1)]\n")
+    root = tiny_data / 'cityscapes'
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    options = [
+        *[f'{d}.dataset.data_root={root}' for d in loaders],
+        *[f'{d}.num_workers=0' for d in loaders],
+        *[f'{d}.persistent_workers=False' for d in loaders],
+        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=1',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'data_preprocessor.size=(64,64)', 'model.architecture.pretrained=None',
+        'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
+        'default_hooks.checkpoint.interval=3',
+        'default_hooks.logger.interval=1', 'env_cfg.dist_cfg.backend=gloo',
+        *norms
+    ]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port))
+    work_dir = tmp_path / 'work'
+    result = subprocess.run(
+        ['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+         str(work_dir), '--cfg-options', *options],
+        cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + \
+        result.stderr[-4000:]
+    logs = glob.glob(str(work_dir / '*' / '*.log'))
+    assert len(logs) == 1  # rank 0 only
+    log = open(logs[0]).read()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'Iter(train) [3/3]' in log and 'mIoU: ' in log
+    assert 'local1.loss_recon' in log
+    assert sorted(os.listdir(work_dir)).count('iter_3.pth') == 1
