@@ -1,5 +1,6 @@
 """Fixtures shared by the tests."""
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -56,3 +57,10 @@ def run_tool(*args: str, cwd=None) -> subprocess.CompletedProcess:
         raise AssertionError(f'{" ".join(args)} failed:\n'
                              f'{result.stdout[-5000:]}\n{result.stderr[-5000:]}')
     return result
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -1,11 +1,10 @@
 """tools/dist_train.sh: the card's Cityscapes config, 2 CPU processes."""
 import glob
 import os
-import socket
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, free_port
 
 CONFIG = 'configs/deeplabv3_r101_infopro_k2_cityscapes.py'
 BN = dict(type='BN', requires_grad=True)
@@ -40,10 +39,7 @@ def test_dist_train_two_processes_on_tiny_cityscapes(tiny_data, tmp_path):
         'default_hooks.logger.interval=1', 'env_cfg.dist_cfg.backend=gloo',
         *norms
     ]
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port))
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()))
     work_dir = tmp_path / 'work'
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',

@@ -1,6 +1,7 @@
 """The decoder w that estimates I(h, x) by reconstructing the input."""
-from typing import Optional
+from typing import Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -8,6 +9,70 @@ from infopro_mm.registry import MODELS
 from .base_local_head import BaseLocalHead, LocalBatch, conv_bn_relu, scaled
 
 __all__ = ['ReconstructionHead']
+
+
+class _UpsampledConv(torch.autograd.Function):
+    """``conv2d(bilinear_upsample(x))`` that saves ``x``, not the upsample.
+
+    A plain ``conv2d`` saves its input, here the upsampled map (4x the
+    elements of ``x``), for the weight gradient. This function saves ``x``
+    (already saved by the ReLU that produced it, so it costs nothing) and
+    recomputes the upsampling in backward: no convolution is recomputed, the
+    outputs and gradients are the plain composition's, and FLOPs do not
+    change. Under autocast the convolution runs in the autocast dtype in
+    forward and backward alike.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                size: Tuple[int, int], padding: int) -> Tensor:
+        up = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        out = F.conv2d(up, weight, bias, padding=padding)
+        ctx.save_for_backward(x, weight)
+        ctx.size, ctx.padding, ctx.has_bias = size, padding, bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(ctx.needs_input_grad[0])
+            up = F.interpolate(
+                leaf, size=ctx.size, mode='bilinear', align_corners=False)
+        dtype = grad.dtype
+        grad_up, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad, up.detach().to(dtype), weight.to(dtype),
+            [weight.shape[0]] if ctx.has_bias else None, [1, 1],
+            [ctx.padding] * 2, [1, 1], False, [0, 0], 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+             ctx.has_bias and ctx.needs_input_grad[2]])
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x, = torch.autograd.grad(up, leaf, grad_up.to(up.dtype))
+        if grad_w is not None:
+            grad_w = grad_w.to(weight.dtype)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def upsampled_conv(x: Tensor, conv: nn.Conv2d, size: Tuple[int, int]) -> Tensor:
+    """Bilinear upsampling of ``x`` to ``size``, then ``conv``.
+
+    Same result and gradients as ``conv(F.interpolate(x, size))``, with the
+    memory of :class:`_UpsampledConv` when gradients are recorded.
+
+    Args:
+        x (Tensor): Input, (N, C, h, w).
+        conv (nn.Conv2d): A stride-1, undilated, ungrouped conv whose padding
+            keeps the size.
+        size (tuple[int, int]): Output (H, W).
+    """
+    if not torch.is_grad_enabled():
+        return conv(F.interpolate(
+            x, size=size, mode='bilinear', align_corners=False))
+    bias = conv.bias
+    if bias is not None and torch.is_autocast_enabled(x.device.type):
+        bias = bias.to(torch.get_autocast_dtype(x.device.type))
+    return _UpsampledConv.apply(x, conv.weight, bias, size, conv.padding[0])
 
 
 @MODELS.register_module()
@@ -74,15 +139,22 @@ class ReconstructionHead(BaseLocalHead):
         self.arch = arch
 
     def forward(self, feat: Tensor, size: tuple) -> Tensor:
-        """Decode ``feat`` into image logits of spatial ``size``."""
+        """Decode ``feat`` into image logits of spatial ``size``.
+
+        Each upsampling is fused with the convolution after it
+        (:func:`upsampled_conv`): the upsampled maps, the largest tensors of
+        the decoder, are not kept for backward.
+        """
         x = self.stem(feat)
-        layers = [*self.stages, self.out_conv]
-        for layer, scale in zip(layers, self.stage_scales):
+        stages = [(stage[0], stage[1:]) for stage in self.stages]
+        stages.append((self.out_conv, nn.Identity()))
+        for (conv, rest), scale in zip(stages, self.stage_scales):
             target = (max(1, size[0] // scale), max(1, size[1] // scale))
             if x.shape[-2:] != target:
-                x = F.interpolate(
-                    x, size=target, mode='bilinear', align_corners=False)
-            x = layer(x)
+                x = upsampled_conv(x, conv, target)
+            else:
+                x = conv(x)
+            x = rest(x)
         return x
 
     def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:

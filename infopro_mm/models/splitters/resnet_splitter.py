@@ -71,6 +71,41 @@ def uniform_cuts(num_layers: int, num_modules: int) -> List[int]:
     return cuts
 
 
+def _drop_grad(leaf: Tensor) -> None:
+    """Post-accumulate-grad hook: free the gradient nobody reads."""
+    leaf.grad = None
+
+
+def _checkpointable_input(layer: BasicLayer, x: Tensor) -> Tensor:
+    """Let a ``with_cp`` block checkpoint although ``x`` needs no grad.
+
+    mmseg/mmdet/mmpretrain ResNet blocks run ``cp.checkpoint`` only when
+    their input requires grad. At a local-module boundary the input is
+    detached, and after a frozen stem it never required grad, so the first
+    block after either would silently keep all its activations. For a
+    trainable ``with_cp`` block, ``x`` is replaced by a detached leaf that
+    requires grad: the block then checkpoints; the leaf's gradient (one
+    input-gradient computation of the block's first convolutions) is freed
+    as soon as it is accumulated. Anything else is returned unchanged.
+
+    Args:
+        layer (BasicLayer): The basic layer about to run on ``x``.
+        x (Tensor): Its input.
+
+    Returns:
+        Tensor: ``x`` or a detached leaf of it that requires grad.
+    """
+    if x.requires_grad or not torch.is_grad_enabled():
+        return x
+    if not any(getattr(m, 'with_cp', False) for m in layer.modules):
+        return x
+    if not any(p.requires_grad for p in layer.parameters()):
+        return x  # frozen block: checkpointing would only add a backward
+    x = x.detach().requires_grad_()
+    x.register_post_accumulate_grad_hook(_drop_grad)
+    return x
+
+
 @MODELS.register_module()
 class ResNetSplitter:
     """Turns a ResNet-family backbone into an ordered list of local modules.
@@ -212,6 +247,15 @@ class ResNetSplitter:
         Backbone outputs (``out_indices`` taps) produced by a finished module
         are detached too, so no later loss reaches that module.
 
+        Gradient checkpointing (``with_cp=True`` blocks): the OpenMMLab
+        ResNet blocks checkpoint only when their input requires grad, which
+        a detached boundary tensor (or the output of a frozen stem) does
+        not. A trainable ``with_cp`` block whose input does not require grad
+        therefore gets a detached copy that does (see
+        :func:`_checkpointable_input`); its gradient is computed but dropped,
+        and nothing reaches the previous module. Without ``with_cp`` the
+        forward is unchanged.
+
         Args:
             x (Tensor): The backbone input.
             on_module_end (callable, optional): ``f(k, h)`` for k < K-1.
@@ -228,6 +272,7 @@ class ResNetSplitter:
         outs = []
         module = 0
         for idx, layer in enumerate(self.basic_layers):
+            x = _checkpointable_input(layer, x)
             x = layer(x)
             if on_layer_end is not None:
                 on_layer_end(idx, x)

@@ -10,6 +10,7 @@ from mmseg.structures import SegDataSample
 from infopro_mm.models import (ContrastHead, LocalBatch, LocalClsHead,
                                LocalSegHead, ReconstructionHead,
                                supervised_contrastive_loss)
+from infopro_mm.utils import SavedTensorTracker
 
 
 def convs(module):
@@ -23,6 +24,48 @@ def test_reconstruction_head_large_is_table9():
                                                     (3, 3)]
     out = head(torch.randn(2, 512, 28, 28), (224, 224))
     assert out.shape == (2, 3, 224, 224)
+
+
+def plain_decoder(head, feat, size):
+    """The Table 9 decoder written as plain modules (upsample, then conv)."""
+    x = head.stem(feat)
+    for layer, scale in zip([*head.stages, head.out_conv], head.stage_scales):
+        x = torch.nn.functional.interpolate(
+            x, size=(size[0] // scale, size[1] // scale), mode='bilinear',
+            align_corners=False)
+        x = layer(x)
+    return x
+
+
+def test_reconstruction_head_keeps_no_upsampled_map_for_backward():
+    torch.manual_seed(0)
+    head = ReconstructionHead(in_channels=64, in_stride=8).double()
+    feat = torch.randn(2, 64, 8, 8, dtype=torch.double, requires_grad=True)
+    with SavedTensorTracker() as fused:
+        out = head(feat, (64, 64))
+    grad = torch.randn_like(out)
+    fused_grads = torch.autograd.grad(out, [feat, *head.parameters()], grad)
+    with SavedTensorTracker() as plain:
+        ref = plain_decoder(head, feat, (64, 64))
+    ref_grads = torch.autograd.grad(ref, [feat, *head.parameters()], grad)
+    torch.testing.assert_close(out, ref)
+    for got, expected in zip(fused_grads, ref_grads):
+        torch.testing.assert_close(got, expected)
+    # the three upsampled maps (128x16x16, 32x32x32, 12x64x64 per image)
+    upsampled = 2 * (128 * 16**2 + 32 * 32**2 + 12 * 64**2) * 8
+    assert plain.peak_bytes - fused.peak_bytes == upsampled
+
+
+def test_reconstruction_head_under_autocast():
+    head = ReconstructionHead(in_channels=16, in_stride=4)
+    feat = torch.randn(2, 16, 8, 8, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = head(feat, (32, 32))
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert head.out_conv.bias.grad.dtype == torch.float32
+    assert head.stages[0][0].weight.grad.dtype == torch.float32
+    assert feat.grad is not None and torch.isfinite(feat.grad).all()
 
 
 def test_reconstruction_head_small_and_width():

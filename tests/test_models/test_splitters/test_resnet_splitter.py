@@ -107,3 +107,98 @@ def test_unsupported_backbone_is_named():
     backbone = build('mmseg', dict(type='MobileNetV2', widen_factor=0.25))
     with pytest.raises(TypeError, match='MobileNetV2 is not supported'):
         ResNetSplitter(backbone, num_modules=2)
+
+
+def _count_checkpoints(monkeypatch):
+    """Count the blocks that really run under ``torch.utils.checkpoint``."""
+    import torch.utils.checkpoint as cp
+    calls = []
+    original = cp.checkpoint
+
+    def counting(function, *args, **kwargs):
+        calls.append(args[0].requires_grad)
+        kwargs.setdefault('use_reentrant', True)
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(cp, 'checkpoint', counting)
+    return calls
+
+
+def _local_step(splitter, x):
+    """Module 1's local loss, then a task loss on the outputs; grads."""
+    def on_module_end(k, h):
+        (h.float() ** 2).mean().backward()
+
+    outs = splitter.forward(x, on_module_end=on_module_end)
+    sum(o.mean() for o in outs).backward()
+    return {
+        n: p.grad.clone()
+        for n, p in splitter.backbone.named_parameters() if p.grad is not None
+    }
+
+
+@pytest.mark.parametrize('scope,cfg', [
+    ('mmseg', dict(type='ResNetV1c', depth=18, base_channels=8,
+                   stem_channels=8, out_indices=(0, 1, 2, 3))),
+    ('mmpretrain', dict(type='ResNet', depth=50, base_channels=8,
+                        out_indices=(3, ))),
+])
+def test_with_cp_checkpoints_the_block_after_each_boundary(
+        scope, cfg, monkeypatch):
+    torch.manual_seed(0)
+    plain = build(scope, cfg)
+    with_cp = build(scope, dict(cfg, with_cp=True))
+    with_cp.load_state_dict(plain.state_dict())
+    num_blocks = sum(len(getattr(plain, n)) for n in plain.res_layers)
+    x = torch.randn(2, 3, 64, 64)
+    calls = _count_checkpoints(monkeypatch)
+    reference = _local_step(
+        ResNetSplitter(plain, boundaries=['layer1.0', 'layer3.0']), x)
+    assert calls == []  # without with_cp nothing changes
+    splitter = ResNetSplitter(with_cp, boundaries=['layer1.0', 'layer3.0'])
+    grads = _local_step(splitter, x)
+    # every block checkpoints, including the first one after each boundary
+    assert calls == [True] * num_blocks
+    # same gradients (isolation kept: the boundary leaf's grad goes nowhere)
+    assert grads.keys() == reference.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, reference[name], msg=name)
+
+
+def test_with_cp_boundary_input_and_no_grad_paths():
+    backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8,
+                                   with_cp=True))
+    splitter = ResNetSplitter(backbone, boundaries=['layer2.0'])
+    inputs = []
+    layer = splitter.basic_layers[4]  # layer2.1, the first block of module 2
+    handle = layer.modules[0].register_forward_pre_hook(
+        lambda m, args: inputs.append(args[0]))
+    seen = []
+    splitter.forward(
+        torch.randn(2, 3, 64, 64),
+        on_module_end=lambda k, h: seen.append(h.requires_grad))
+    assert seen == [True]
+    (boundary, ) = inputs
+    assert boundary.requires_grad and boundary.is_leaf
+    assert boundary.grad_fn is None  # nothing flows back into module 1
+    with torch.no_grad():  # inference: inputs are left alone
+        splitter.forward(torch.randn(2, 3, 64, 64))
+    assert not inputs[-1].requires_grad
+    handle.remove()
+
+
+def test_with_cp_after_frozen_stem_and_frozen_stages(monkeypatch):
+    calls = _count_checkpoints(monkeypatch)
+    # frozen stem: the first block's input needs no grad; it checkpoints now
+    backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8,
+                                   with_cp=True, frozen_stages=0))
+    ResNetSplitter(backbone, num_modules=1).forward(
+        torch.randn(2, 3, 64, 64))
+    assert calls == [True] * 8
+    # frozen layer1 too: its blocks build no graph; layer2 on checkpoints
+    calls.clear()
+    backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8,
+                                   with_cp=True, frozen_stages=1))
+    ResNetSplitter(backbone, num_modules=1).forward(
+        torch.randn(2, 3, 64, 64))
+    assert calls == [True] * 6

@@ -3,7 +3,6 @@ single-process training on the concatenated batch; plain DDP does not give
 InfoPro's training."""
 import copy
 import os.path as osp
-import socket
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import DefaultScope
+from conftest import free_port
 from tiny_models import seg_batch, tiny_deeplabv3
 
 from infopro_mm.engine import InfoProConsistencyHook, InfoProOptimWrapper
@@ -113,9 +113,7 @@ def worker(rank, port, out):
 @pytest.fixture(scope='module')
 def ranks(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('ddp'))
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.spawn(worker, args=(port, out), nprocs=2, join=True)
     return [torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
             for r in range(2)]
