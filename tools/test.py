@@ -12,7 +12,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.utils import allow_trusted_checkpoints, init_cpu_distributed
+from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
+                              init_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +59,7 @@ def main() -> None:
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.test()
+    destroy_distributed()
 
 
 if __name__ == '__main__':

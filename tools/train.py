@@ -14,7 +14,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.utils import allow_trusted_checkpoints, init_cpu_distributed
+from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
+                              init_cpu_distributed)
 
 AMP_TYPES = {
     'OptimWrapper': 'AmpOptimWrapper',
@@ -98,6 +99,7 @@ def main() -> None:
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
+    destroy_distributed()
 
 
 if __name__ == '__main__':

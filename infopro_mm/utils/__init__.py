@@ -1,6 +1,8 @@
 from .memory import SavedTensorTracker
-from .setup_env import allow_trusted_checkpoints, init_cpu_distributed
+from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
+                        init_cpu_distributed)
 
 __all__ = [
-    'SavedTensorTracker', 'allow_trusted_checkpoints', 'init_cpu_distributed'
+    'SavedTensorTracker', 'allow_trusted_checkpoints', 'destroy_distributed',
+    'init_cpu_distributed'
 ]

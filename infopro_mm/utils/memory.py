@@ -2,7 +2,8 @@
 
 Counts the bytes that autograd keeps alive for the backward pass, storage by
 storage, deterministically and on any device (CPU included). Parameters and
-buffers are skipped: they are alive whatever the training method.
+buffers (and views of them) are skipped: they are alive whatever the
+training method.
 """
 from typing import Iterable, Optional
 
@@ -44,10 +45,15 @@ class SavedTensorTracker:
         print(tracker.peak_bytes)
 
     A storage shared by several saved tensors (views) is counted once.
+    Parameters are never counted, nor are views of them: ``F.linear`` saves
+    ``weight.t()``, another tensor object than the parameter, which would
+    otherwise count a classifier's weight (8 MB for 2048 x 1000) as an
+    activation.
 
     Args:
         ignore (nn.Module | Iterable[nn.Module], optional): Modules whose
-            parameters and buffers are not counted. Defaults to None.
+            buffers (and parameters) are not counted either, e.g. the BN
+            running statistics. Defaults to None.
     """
 
     def __init__(self,
@@ -56,9 +62,9 @@ class SavedTensorTracker:
         modules = [ignore] if isinstance(ignore, nn.Module) else list(
             ignore or [])
         self._ignored = {
-            id(t)
+            t.untyped_storage().data_ptr()
             for m in modules
-            for t in (*m.parameters(), *m.buffers())
+            for t in (*m.parameters(), *m.buffers()) if t.numel()
         }
         self._refs: dict = {}
         self._bytes: dict = {}
@@ -71,8 +77,15 @@ class SavedTensorTracker:
         """Restart the peak from the bytes alive now."""
         self.peak_bytes = self.live_bytes
 
+    def _is_weight(self, tensor: torch.Tensor) -> bool:
+        if isinstance(tensor, nn.Parameter) or isinstance(
+                tensor._base, nn.Parameter):
+            return True
+        return bool(tensor.numel()) and (tensor.untyped_storage().data_ptr()
+                                         in self._ignored)
+
     def _pack(self, tensor: torch.Tensor):
-        if id(tensor) in self._ignored or isinstance(tensor, nn.Parameter):
+        if self._is_weight(tensor):
             return tensor
         storage = tensor.untyped_storage()
         key = storage._cdata

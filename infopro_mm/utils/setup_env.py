@@ -6,7 +6,9 @@ import torch
 import torch.distributed as dist
 from mmengine.logging import print_log
 
-__all__ = ['allow_trusted_checkpoints', 'init_cpu_distributed']
+__all__ = [
+    'allow_trusted_checkpoints', 'destroy_distributed', 'init_cpu_distributed'
+]
 
 
 def allow_trusted_checkpoints() -> None:
@@ -43,3 +45,17 @@ def init_cpu_distributed(launcher: str, backend: str) -> None:
             logger='current',
             level=logging.WARNING)
     dist.init_process_group(backend='gloo')
+
+
+def destroy_distributed() -> None:
+    """Tear the process group down at the end of a tool's run.
+
+    mmengine never destroys the group it initialises; a gloo group left to
+    the interpreter's exit can abort a rank (``terminate called without an
+    active exception``, exit code -6) after a run that finished fine, and
+    torchrun then reports the whole job as failed. Does nothing when no
+    group is initialised.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -35,3 +35,13 @@ def test_reset_peak():
         del y
         tracker.reset_peak()
         assert tracker.peak_bytes == 0
+
+
+def test_weight_views_are_not_activations():
+    linear = torch.nn.Linear(300, 200)
+    x = torch.randn(4, 300, requires_grad=True)
+    with SavedTensorTracker() as tracker:
+        y = linear(x)  # saves x and weight.t() (a view of the parameter)
+        assert tracker.live_bytes == x.numel() * 4
+        y.sum().backward()
+    assert tracker.peak_bytes == x.numel() * 4

@@ -15,6 +15,7 @@ Usage: python tools/analysis/benchmark_ddp.py CONFIG [--input-size H W]
 import argparse
 import copy
 import json
+import os
 import socket
 import statistics
 import time
@@ -86,6 +87,8 @@ def worker(rank: int, nproc: int, port: int, args, results) -> None:
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if device == 'cuda':
         torch.cuda.set_device(rank)
+    else:  # one share of the cores each: oversubscribed OpenMP crawls
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     dist.init_process_group(
         'nccl' if device == 'cuda' else 'gloo',
         init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=nproc)

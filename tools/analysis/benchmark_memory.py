@@ -346,33 +346,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class WeightAwareTracker(SavedTensorTracker):
-    """:class:`SavedTensorTracker` that also skips views of the weights.
-
-    ``SavedTensorTracker`` skips parameters and buffers by identity, but
-    ``F.linear`` saves ``weight.t()``, a view of the parameter that is
-    another tensor object: the weight of every ``nn.Linear`` would be
-    counted as an activation (8 MB for a 2048 x 1000 classifier). Here a
-    saved tensor whose storage belongs to a parameter or buffer of
-    ``model`` is skipped.
-
-    Args:
-        model (nn.Module): The model whose weights are not activations.
-    """
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__(ignore=model)
-        self._weight_storages = {
-            t.untyped_storage().data_ptr()
-            for t in (*model.parameters(), *model.buffers())
-        }
-
-    def _pack(self, tensor: torch.Tensor):
-        if tensor.untyped_storage().data_ptr() in self._weight_storages:
-            return tensor
-        return super()._pack(tensor)
-
-
 class ModuleRecorder:
     """Per-module saved-tensor breakdown of one InfoPro train step.
 
@@ -609,7 +582,7 @@ def benchmark_method(template: dict, scope: Optional[str], method: Method,
     # (checked: the allocator peak equals a plain iteration's).
     batch = synthetic_batch(model, batch_size, input_size)
     with ExitStack() as stack:
-        tracker = stack.enter_context(WeightAwareTracker(model))
+        tracker = stack.enter_context(SavedTensorTracker(ignore=model))
         flops = stack.enter_context(flop_counter())
         recorder = stack.enter_context(
             ModuleRecorder(model, optim_wrapper, tracker).record())
