@@ -22,6 +22,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PY --version)"
   "$PY" -m venv "$VENV"
 fi
+# Absolute from here on: the mmcv build below runs in another directory.
+VENV="$(cd "$VENV" && pwd)"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 log "torch and torchvision: $(pin torch) $(pin torchvision)"
