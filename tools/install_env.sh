@@ -53,7 +53,7 @@ else
     log "mmcv $MMCV_VERSION installed from a prebuilt wheel"
   else
     log "no prebuilt mmcv $MMCV_VERSION wheel for torch $TORCH_VERSION found:"
-    log "building it from source with compiled ops (16 min on 2 idle cores, ~35 min when busy)"
+    log "building it from source with compiled ops (9-16 min on 2 idle cores, up to ~35 min when busy)"
     SRC="$(mktemp -d)"
     trap 'rm -rf "$SRC"' EXIT
     "${PIP[@]}" download -q --no-binary :all: --no-deps --no-build-isolation -d "$SRC" "$MMCV_PIN"
