@@ -70,6 +70,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
+from infopro_mm.models import dummy_data_samples
 from infopro_mm.registry import MODELS
 from infopro_mm.utils import SavedTensorTracker
 
@@ -289,8 +290,10 @@ def synthetic_batch(model: torch.nn.Module, batch_size: int,
                     input_size: Tuple[int, int], seed: int = 0) -> dict:
     """A raw batch in the architecture's downstream format.
 
-    uint8 images and mmseg ``SegDataSample`` (``gt_sem_seg``, an ignored
-    band at the top) or mmpretrain ``DataSample`` (``gt_label``).
+    uint8 images and the data samples of
+    :func:`~infopro_mm.models.dummy_data_samples` with random labels: an
+    mmseg ``gt_sem_seg`` with an ignored band at the top, or an mmpretrain
+    ``gt_label``.
 
     Args:
         model (nn.Module): The InfoPro model.
@@ -309,33 +312,17 @@ def synthetic_batch(model: torch.nn.Module, batch_size: int,
         torch.randint(0, 256, (3, height, width), generator=gen,
                       dtype=torch.uint8) for _ in range(batch_size)
     ]
-    arch = model.architecture
-    if hasattr(arch, 'decode_head'):
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-        samples = []
-        for _ in range(batch_size):
+    samples = dummy_data_samples(model.architecture, batch_size,
+                                 (height, width))
+    for sample in samples:
+        if 'gt_sem_seg' in sample:
             label = torch.randint(
                 0, num_classes, (1, height, width), generator=gen)
             label[:, :max(1, height // 16)] = info.get('ignore_index', 255)
-            sample = SegDataSample(
-                metainfo=dict(
-                    img_shape=(height, width),
-                    ori_shape=(height, width),
-                    pad_shape=(height, width)))
-            sample.gt_sem_seg = PixelData(data=label)
-            samples.append(sample)
-    elif hasattr(arch, 'head') and hasattr(arch.head, 'num_classes'):
-        from mmpretrain.structures import DataSample
-        labels = torch.randint(0, num_classes, (batch_size, ), generator=gen)
-        samples = [
-            DataSample(metainfo=dict(img_shape=(height, width))).set_gt_label(
-                int(label)) for label in labels
-        ]
-    else:
-        raise TypeError('synthetic batches exist for mmseg segmentors and '
-                        'mmpretrain classifiers, not '
-                        f'{type(arch).__name__}')
+            sample.gt_sem_seg.data = label
+        else:
+            sample.set_gt_label(
+                int(torch.randint(0, num_classes, (1, ), generator=gen)))
     return dict(inputs=inputs, data_samples=samples)
 
 
@@ -555,22 +542,24 @@ def benchmark_method(template: dict, scope: Optional[str], method: Method,
         result['planner_estimate_bytes'] = model.memory_profile.module_bytes(
             splitter.cuts)
 
-    def step():
-        return model.train_step(
-            synthetic_batch(model, batch_size, input_size), optim_wrapper)
-
     for _ in range(warmup):
-        step()
+        model.train_step(
+            synthetic_batch(model, batch_size, input_size), optim_wrapper)
+    # Made before the clock starts: batch synthesis is not training time.
+    batches = [
+        synthetic_batch(model, batch_size, input_size) for _ in range(iters)
+    ]
     _sync(device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    for _ in range(iters):
+    for batch in batches:
         _sync(device)
         tic = time.perf_counter()
-        step()
+        model.train_step(batch, optim_wrapper)
         _sync(device)
         times.append(time.perf_counter() - tic)
+    del batches
     if device.type == 'cuda' and iters:
         result['cuda_max_allocated_bytes'] = torch.cuda.max_memory_allocated(
             device)

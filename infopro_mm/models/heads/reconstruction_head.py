@@ -146,15 +146,19 @@ class ReconstructionHead(BaseLocalHead):
         the decoder, are not kept for backward.
         """
         x = self.stem(feat)
-        stages = [(stage[0], stage[1:]) for stage in self.stages]
-        stages.append((self.out_conv, nn.Identity()))
-        for (conv, rest), scale in zip(stages, self.stage_scales):
+        for layer, scale in zip([*self.stages, self.out_conv],
+                                self.stage_scales):
+            # a stage is (conv, norm, ReLU); the last layer a bare conv
+            conv, *rest = layer if isinstance(layer, nn.Sequential) else [
+                layer
+            ]
             target = (max(1, size[0] // scale), max(1, size[1] // scale))
             if x.shape[-2:] != target:
                 x = upsampled_conv(x, conv, target)
             else:
                 x = conv(x)
-            x = rest(x)
+            for module in rest:
+                x = module(x)
         return x
 
     def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
