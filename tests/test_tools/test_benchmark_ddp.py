@@ -16,6 +16,9 @@ def test_benchmark_ddp_writes_every_method(tmp_path):
     data = json.loads(out.read_text())
     assert data['nproc'] == 2
     assert [r['method'] for r in data['results']] == [
-        'e2e_mmddp', 'infopro_ddp', 'infopro_ddp_no_overlap'
+        'e2e_mmddp', 'infopro_ddp', 'infopro_ddp_no_overlap', 'e2e_no_comm',
+        'infopro_no_comm'
     ]
     assert data['results'][0]['ratio_to_e2e'] == 1.0
+    assert data['num_modules'] == 2 and len(data['cuts']) == 1
+    assert set(data['distributed_over_no_comm']) == {'e2e', 'infopro'}

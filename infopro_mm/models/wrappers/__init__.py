@@ -1,3 +1,4 @@
+from .bucket_reducer import BucketReducer
 from .infopro_ddp import InfoProDDP
 
-__all__ = ['InfoProDDP']
+__all__ = ['BucketReducer', 'InfoProDDP']

@@ -1,5 +1,5 @@
-"""Data-parallel training of InfoPro models: one all-reduce per module."""
-from typing import Dict, List, Optional, Union
+"""Data-parallel training of InfoPro models, reduced per local module."""
+from typing import Dict, List, Union
 
 import torch
 import torch.distributed as dist
@@ -7,6 +7,7 @@ from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODEL_WRAPPERS
+from .bucket_reducer import BucketReducer
 
 __all__ = ['InfoProDDP']
 
@@ -21,10 +22,14 @@ class InfoProDDP(nn.Module):
     itself and averages every parameter's gradient across ranks exactly once
     per optimizer step:
 
-    - with ``overlap=True`` (default), the gradients of local module k are
-      flattened and all-reduced asynchronously right after its local
-      backward, overlapping with the later modules' compute; the last
-      module's gradients are reduced once its task backward is done;
+    - gradients are averaged by a :class:`BucketReducer`: buckets of
+      ``bucket_cap_mb`` within each local module, each all-reduced
+      asynchronously as soon as its gradients are final. With
+      ``overlap=True`` (default) that happens during the backward that
+      produces them, so module k's communication overlaps with its own
+      remaining backward and with the later modules' forward and backward,
+      and the last module's with its own task backward (as
+      ``DistributedDataParallel`` overlaps the end-to-end backward);
     - every reduction is waited for at the start of the optimizer wrapper's
       ``step`` (before AMP unscaling, inf checks and clipping, so all ranks
       take the same decision).
@@ -40,8 +45,10 @@ class InfoProDDP(nn.Module):
 
     Args:
         module (nn.Module): The InfoPro model.
-        overlap (bool): Start each module's all-reduce right after its local
-            backward. Defaults to True.
+        overlap (bool): Start each bucket's all-reduce as soon as its
+            gradients are final. With False, everything is reduced right
+            before the optimizer step. Defaults to True.
+        bucket_cap_mb (float): Bucket size limit. Defaults to 25.
         broadcast_buffers (bool): Broadcast rank 0's buffers before every
             iteration. Defaults to False (as mmengine's default DDP).
         process_group (optional): The group to reduce over. Defaults to the
@@ -51,6 +58,7 @@ class InfoProDDP(nn.Module):
     def __init__(self,
                  module: nn.Module,
                  overlap: bool = True,
+                 bucket_cap_mb: float = 25.,
                  broadcast_buffers: bool = False,
                  process_group=None) -> None:
         super().__init__()
@@ -66,44 +74,16 @@ class InfoProDDP(nn.Module):
         self.overlap = overlap
         self.broadcast_buffers = broadcast_buffers
         self.process_group = process_group
-        self.world_size = dist.get_world_size(process_group)
-        self._groups = module.module_parameters()
-        self._pending: List = []
-        self._launched: set = set()
+        self.reducer = BucketReducer(
+            module.module_parameters(), bucket_cap_mb, process_group)
         self._broadcast(list(module.parameters()) + list(module.buffers()))
 
-    # ------------------------------------------------------------------
     def _broadcast(self, tensors: List[Tensor]) -> None:
         src = dist.get_global_rank(self.process_group, 0) \
             if self.process_group is not None else 0
         with torch.no_grad():
             for tensor in tensors:
                 dist.broadcast(tensor, src, group=self.process_group)
-
-    def _launch(self, module: int) -> None:
-        """Start the asynchronous all-reduce of one module's gradients."""
-        grads = [p.grad for p in self._groups[module] if p.grad is not None]
-        self._launched.add(module)
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        work = dist.all_reduce(
-            flat, group=self.process_group, async_op=True)
-        self._pending.append((work, flat, grads))
-
-    def _finish(self) -> None:
-        """Reduce what is left, wait for everything, write averages back."""
-        for module in range(len(self._groups)):
-            if module not in self._launched:
-                self._launch(module)
-        for work, flat, grads in self._pending:
-            work.wait()
-            flat.div_(self.world_size)
-            offset = 0
-            for grad in grads:
-                grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
-                offset += grad.numel()
-        self._pending = []
 
     # ------------------------------------------------------------------
     def train_step(self, data: Union[dict, tuple, list],
@@ -122,15 +102,16 @@ class InfoProDDP(nn.Module):
                             f'wrapper, got {type(optim_wrapper).__name__}')
         if self.broadcast_buffers:
             self._broadcast(list(self.module.buffers()))
-        self._pending, self._launched = [], set()
-        steps = optim_wrapper.should_sync()
-        on_local_backward = self._launch if (self.overlap and steps) else None
-        optim_wrapper.before_step_hooks.append(self._finish)
+        overlap = self.overlap and optim_wrapper.should_sync()
+        self.reducer.arm(overlap)
+        optim_wrapper.before_step_hooks.append(self.reducer.finish)
         try:
             return self.module.train_step(
-                data, optim_wrapper, on_local_backward=on_local_backward)
+                data,
+                optim_wrapper,
+                on_local_backward=self.reducer.flush if overlap else None)
         finally:
-            optim_wrapper.before_step_hooks.remove(self._finish)
+            optim_wrapper.before_step_hooks.remove(self.reducer.finish)
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         """The model's own ``val_step`` (no communication)."""
