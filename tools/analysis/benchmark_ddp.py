@@ -103,27 +103,20 @@ def build_methods(args, device: str) -> dict:
                           Method('infopro', args.num_modules, args.policy),
                           size, args.batch_size, device)
     ids = [torch.cuda.current_device()] if device == 'cuda' else None
-    models = dict(
-        e2e_mmddp=copy.deepcopy(plain),
-        infopro_ddp=copy.deepcopy(infopro),
-        infopro_ddp_no_overlap=copy.deepcopy(infopro),
-        e2e_no_comm=plain,
-        infopro_no_comm=infopro)
-    wrapped = dict(
-        e2e_mmddp=MMDistributedDataParallel(
-            module=models['e2e_mmddp'], device_ids=ids,
-            broadcast_buffers=False),
-        infopro_ddp=InfoProDDP(models['infopro_ddp'], overlap=True),
-        infopro_ddp_no_overlap=InfoProDDP(
-            models['infopro_ddp_no_overlap'], overlap=False),
-        e2e_no_comm=plain,
-        infopro_no_comm=infopro)
+    e2e, overlapped, serial = (
+        copy.deepcopy(model) for model in (plain, infopro, infopro))
+    methods = dict(  # name: (what runs train_step, the model it trains)
+        e2e_mmddp=(MMDistributedDataParallel(
+            module=e2e, device_ids=ids, broadcast_buffers=False), e2e),
+        infopro_ddp=(InfoProDDP(overlapped, overlap=True), overlapped),
+        infopro_ddp_no_overlap=(InfoProDDP(serial, overlap=False), serial),
+        e2e_no_comm=(plain, plain),
+        infopro_no_comm=(infopro, infopro))
     return {
-        name: (wrapped[name], (OptimWrapper if name.startswith('e2e') else
-                               InfoProOptimWrapper)(
-                                   torch.optim.SGD(
-                                       models[name].parameters(), lr=1e-3)))
-        for name in METHODS
+        name: (runner, (OptimWrapper if name.startswith('e2e') else
+                        InfoProOptimWrapper)(
+                            torch.optim.SGD(model.parameters(), lr=1e-3)))
+        for name, (runner, model) in methods.items()
     }
 
 
@@ -142,11 +135,12 @@ def worker(rank: int, nproc: int, port: int, args, results) -> None:
     times = {name: [] for name in methods}
     for it in range(args.warmup + args.iters):
         for name, (model, optim) in methods.items():
+            data = copy.deepcopy(batch)  # preprocessors may edit samples
             dist.barrier()
             if device == 'cuda':
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            model.train_step(copy.deepcopy(batch), optim)
+            model.train_step(data, optim)
             if device == 'cuda':
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)

@@ -77,14 +77,13 @@ class BucketReducer:
             self.group_buckets.append(range(first, len(self.buckets)))
         self._next = 0
         self._armed = False
-        self._handles = [
-            param.register_post_accumulate_grad_hook(self._on_grad_ready)
-            for bucket in self.buckets for param in bucket.params
-        ]
+        for bucket in self.buckets:
+            for param in bucket.params:
+                param.register_post_accumulate_grad_hook(self._on_grad_ready)
 
     def _add_bucket(self, params: List[nn.Parameter]) -> None:
         for param in params:
-            self._bucket_of[param] = len(self.buckets)
+            self._bucket_of[id(param)] = len(self.buckets)
         self.buckets.append(_Bucket(params))
 
     def arm(self, overlap: bool = True) -> None:
@@ -104,7 +103,7 @@ class BucketReducer:
     def _on_grad_ready(self, param: nn.Parameter) -> None:
         if not self._armed:
             return
-        bucket = self.buckets[self._bucket_of[param]]
+        bucket = self.buckets[self._bucket_of[id(param)]]
         if id(param) in bucket.ready:
             raise RuntimeError(
                 'a parameter received a second gradient in one iteration; '
@@ -120,13 +119,11 @@ class BucketReducer:
 
     def _start(self, index: int) -> None:
         bucket = self.buckets[index]
-        parts = []
+        parts, used = [], []
         for param in bucket.params:
-            grad = param.grad
-            parts.append(
-                grad.reshape(-1) if grad is not None else param.new_zeros(
-                    param.numel()))
-        used = [float(p.grad is not None) for p in bucket.params]
+            used.append(float(param.grad is not None))
+            parts.append(param.new_zeros(param.numel()) if param.grad is None
+                         else param.grad.reshape(-1))
         parts.append(bucket.params[0].new_tensor(used))
         bucket.flat = torch.cat(parts)
         bucket.work = dist.all_reduce(
@@ -165,9 +162,3 @@ class BucketReducer:
                         param.grad.copy_(value)
                 bucket.work = bucket.flat = None
         self._armed = False
-
-    def remove(self) -> None:
-        """Remove the autograd hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []

@@ -69,9 +69,10 @@ def worker(rank, port, out):
         results['second_gradient'] = str(exc)
     reducer.finish()
 
-    # Disarmed, the hooks do nothing; removed, they are gone.
+    # Disarmed (after finish), the hooks start nothing.
     first(x).sum().backward()
-    reducer.remove()
+    results['started_when_disarmed'] = any(
+        b.work is not None for b in reducer.buckets)
     torch.save(results, osp.join(out, f'rank{rank}.pth'))
     dist.destroy_process_group()
 
@@ -101,6 +102,7 @@ def test_overlap_starts_a_group_inside_its_backward(ranks):
         # nothing of it starts before finish()
         assert not any(started[i] for i in rank['groups'][1])
         assert not rank['started_without_overlap']
+        assert not rank['started_when_disarmed']
 
 
 def test_gradients_are_averaged_over_ranks_with_used_flags(ranks):
