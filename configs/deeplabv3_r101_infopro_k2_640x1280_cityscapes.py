@@ -1,10 +1,14 @@
 # As deeplabv3_r101_infopro_k2_cityscapes.py with 640x1280 crops, the memory
-# InfoPro frees spent on larger crops; lr 0.015 (paper Appendix F).
+# InfoPro frees spent on larger crops; lr 0.015 (paper Appendix F);
+# reconstruction weight 2, task weight 1 (the authors'
+# infopro_deeplabv3_r101-d8_640x1280_40k_cityscapes.py).
 _base_ = ['./deeplabv3_r101_infopro_k2_cityscapes.py']
 
 crop_size = (640, 1280)
 data_preprocessor = dict(size=crop_size)
-model = dict(architecture=dict(data_preprocessor=data_preprocessor))
+model = dict(
+    architecture=dict(data_preprocessor=data_preprocessor),
+    loss_weights=dict(recon=2.0, task=1.0))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

@@ -10,8 +10,9 @@ model = dict(
     architecture=_base_.model,
     split=dict(boundaries=['layer2.0']),
     local_heads=dict(
-        recon=dict(type='infopro_mm.ReconstructionHead'),  # Table 9 decoder
-        task=dict(type='infopro_mm.LocalClsHead')),  # Table 10 psi
+        # Table 9 decoder and Table 10 psi
+        recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
+        task=dict(type='infopro_mm.LocalClsHead', arch='large')),
     loss_weights=dict(recon=5.0, task=0.75))
 model_wrapper_cfg = dict(type='infopro_mm.InfoProDDP')
 train_dataloader = dict(batch_size=128)

@@ -12,7 +12,8 @@ model = dict(
         input_size=_base_.crop_size,
         batch_size=_base_.train_dataloader.batch_size),
     local_heads=dict(
-        recon=dict(type='infopro_mm.ReconstructionHead', width=0.5),
+        recon=dict(
+            type='infopro_mm.ReconstructionHead', arch='large', width=0.5),
         task=dict(type='infopro_mm.LocalSegHead', width=0.25)),
     loss_weights=dict(recon=1.5, task=1.0))
 model_wrapper_cfg = dict(type='infopro_mm.InfoProDDP')

@@ -17,7 +17,7 @@ from PIL import Image
 
 from infopro_mm.registry import DATASETS
 
-__all__ = ['DigitsSegDataset', 'make_digits_segmentation']
+__all__ = ['DigitsSegDataset', 'make_digits_segmentation', 'photographs']
 
 CLASSES = ('background', ) + tuple(str(d) for d in range(10))
 PALETTE = [[0, 0, 0]] + [[int(c) for c in np.random.default_rng(d).integers(
@@ -37,7 +37,8 @@ class DigitsSegDataset(BaseSegDataset):
         super().__init__(img_suffix='.png', seg_map_suffix='.png', **kwargs)
 
 
-def _textures():
+def photographs() -> list:
+    """The :data:`TEXTURES` photographs of ``skimage.data`` as RGB uint8."""
     from skimage import data
     from skimage.color import gray2rgb
     images = []
@@ -97,7 +98,7 @@ def make_digits_segmentation(root: str,
     from sklearn.datasets import load_digits
     digits = load_digits()
     half = len(digits.images) // 2
-    textures = _textures()
+    textures = photographs()
     rng = np.random.default_rng(seed)
     for split, count, scans in (('train', num_train, slice(0, half)),
                                 ('val', num_val, slice(half, None))):

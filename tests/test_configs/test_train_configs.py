@@ -4,6 +4,7 @@ real metric. The overrides only point at the tiny data and shrink the
 iterations, crops, batch and the balanced planner's input size."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 from conftest import REPO, run_tool
@@ -28,6 +29,43 @@ DEMO = [
     'demo/deeplabv3_r18-d8_infopro-k2_digits-64x64.py',
     'demo/deeplabv3_r18-d8_e2e_digits-64x64.py',
 ]
+CIFAR10_METHODS = ('greedy-sl', 'dgl', 'infopro-softmax', 'infopro-contrast')
+CIFAR10 = [f'cifar10/resnet{depth}_e2e_cifar10.py' for depth in (32, 110)] + [
+    f'cifar10/resnet{depth}_{method}_k{k}_cifar10.py' for depth in (32, 110)
+    for method in CIFAR10_METHODS for k in (2, 4, 8, 16)
+]
+# The authors' CIFAR-10 recipes (blackfeather-wang/InfoPro-Pytorch,
+# 'Experiments on CIFAR-SVHN-STL10/'): split points of networks/configs.py
+# ([stage, block] ending each local module, stage 0 = the stem) and the
+# lambdas (ixx_1, ixy_1, ixx_2, ixy_2) of comand.sh's InfoPro lines.
+CIFAR10_AUTHORS = {
+    (32, 2): ([[2, 1]], (5, 1, 0, 0)),
+    (32, 4): ([[1, 2], [2, 1], [3, 0]], (6, 0, 1, 2)),
+    (32, 8): ([[1, 0], [1, 2], [1, 4], [2, 1], [2, 3], [3, 0], [3, 2]],
+              (5, 0, 0, 2)),
+    (32, 16): ([[0, 0], [1, 0], [1, 1], [1, 2], [1, 3], [1, 4], [2, 0],
+                [2, 1], [2, 2], [2, 3], [2, 4], [3, 0], [3, 1], [3, 2],
+                [3, 3]], (5, 0.05, 0.2, 0.5)),
+    (110, 2): ([[2, 8]], (5, 0.5, 0, 0)),
+    (110, 4): ([[1, 11], [2, 7], [3, 3]], (1, 0, 0, 1)),
+    (110, 8): ([[1, 4], [1, 11], [2, 0], [2, 7], [2, 14], [3, 3], [3, 10]],
+               (5, 0, 0, 1)),
+    (110, 16): ([[1, 1], [1, 4], [1, 7], [1, 10], [1, 13], [1, 16], [2, 1],
+                 [2, 4], [2, 7], [2, 11], [2, 15], [3, 1], [3, 5], [3, 9],
+                 [3, 13]], (5, 0, 0.5, 1)),
+}
+# mmpretrain's CIFAR10 checks every file against the md5 sums of the real
+# release, with or without download=True; no tiny set can match them. The
+# tiny set is read by the real class after its expected sums are cleared
+# (``[name, None]``, the class's own "no checksum" entry), then
+# tools/train.py runs unchanged.
+TRAIN_WITHOUT_CIFAR_MD5 = (
+    'import runpy, sys\n'
+    'from mmpretrain.datasets import CIFAR10\n'
+    'CIFAR10.train_list = [[f, None] for f, _ in CIFAR10.train_list]\n'
+    'CIFAR10.test_list = [[f, None] for f, _ in CIFAR10.test_list]\n'
+    'sys.argv = sys.argv[1:]\n'
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 # The InfoPro-initialised Faster-RCNN needs a converted checkpoint; it is
 # trained in tests/test_tools/test_model_converters.py.
 CONVERTER_TESTED = ['faster-rcnn_r101_fpn_infopro-imagenet_1x_coco.py']
@@ -90,6 +128,46 @@ def coco(root) -> list:
     ]
 
 
+def cifar10(root) -> list:
+    # 4 training images at batch 4, 2 epochs: 2 iterations, 1 validation
+    return [
+        *loaders('dataset.data_root', f'{root}/cifar10'),
+        'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2', *common(batch=4)
+    ]
+
+
+def cifar10_row(config: str):
+    """(depth, method, K) of a CIFAR-10 row config; method None for E2E."""
+    match = re.fullmatch(r'cifar10/resnet(\d+)_([a-z0-9-]+?)(?:_k(\d+))?'
+                         r'_cifar10\.py', config)
+    depth, method, k = match.groups()
+    if method == 'e2e':
+        return int(depth), None, 1
+    return int(depth), method, int(k)
+
+
+def authors_weights(depth: int, k: int, method: str) -> list:
+    """Loss weight of every head of every local module, the authors' way.
+
+    train.py / networks/resnet.py: module i = 0..K-2 weighs
+    ``ixx_r * recon + ixy_r * task`` with r = i / (K - 2) (0 when K = 2),
+    ``ixx_r = ixx_1 * (1 - r) + ixx_2 * r`` and the same for ixy. Greedy SL
+    and DGL: their classifier only, weight 1.
+    """
+    ixx_1, ixy_1, ixx_2, ixy_2 = CIFAR10_AUTHORS[depth, k][1]
+    weights = []
+    for i in range(k - 1):
+        if not method.startswith('infopro'):
+            weights.append(dict(task=1.0))
+            continue
+        r = i / (k - 2) if k > 2 else 0
+        weights.append(
+            dict(recon=ixx_1 * (1 - r) + ixx_2 * r,
+                 task=ixy_1 * (1 - r) + ixy_2 * r))
+    return weights
+
+
 def demo(root) -> list:
     return [
         *loaders('dataset.data_root', f'{root}/digits_seg'),
@@ -112,8 +190,48 @@ def test_every_config_is_covered():
         for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                            recursive=True)
     }
+    configs = {c for c in configs if '_base_' not in c.split(osp.sep)}
     assert configs == set(CITYSCAPES + IMAGENET + COCO + DEMO +
-                          CONVERTER_TESTED)
+                          CONVERTER_TESTED + CIFAR10)
+
+
+@pytest.mark.parametrize('config', CIFAR10)
+def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
+    """Split points, heads and per-module lambdas of the built model."""
+    from mmengine.config import Config
+
+    from infopro_mm.registry import MODELS
+    depth, method, k = cifar10_row(config)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    assert cfg.train_dataloader.batch_size == 1024
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='SGD', lr=0.8, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    assert cfg.train_cfg.max_epochs == 160
+    model = MODELS.build(cfg.model)
+    if method is None:
+        assert type(model).__name__ == 'ImageClassifier'
+        assert model.backbone.depth == depth
+        return
+    assert model.architecture.backbone.depth == depth
+    split = CIFAR10_AUTHORS[depth, k][0]
+    assert model.splitter.boundaries == [
+        'stem' if s == 0 else f'layer{s}.{b}' for s, b in split
+    ]
+    heads = {
+        name: (type(head).__name__, head.arch)
+        for name, head in model.local_heads[0].items()
+    }
+    assert heads == {
+        'greedy-sl': dict(task=('LocalClsHead', 'linear')),
+        'dgl': dict(task=('LocalClsHead', 'small')),
+        'infopro-softmax': dict(recon=('ReconstructionHead', 'small'),
+                                task=('LocalClsHead', 'small')),
+        'infopro-contrast': dict(recon=('ReconstructionHead', 'small'),
+                                 task=('ContrastHead', 'small')),
+    }[method]
+    expected = authors_weights(depth, k, method)
+    for i, weights in enumerate(expected):
+        assert model.module_weights(i) == pytest.approx(weights), i
 
 
 @pytest.mark.parametrize('config,overrides,metric', [
@@ -121,17 +239,33 @@ def test_every_config_is_covered():
     *[(c, imagenet, 'accuracy/top1') for c in IMAGENET],
     *[(c, coco, 'coco/bbox_mAP') for c in COCO],
     *[(c, demo, 'mIoU') for c in DEMO],
+    *[(c, cifar10, 'accuracy/top1') for c in CIFAR10],
 ])
 def test_config_trains_and_validates(config, overrides, metric, digits,
                                      tmp_path):
     work_dir = tmp_path / 'work'
-    run_tool('tools/train.py', osp.join(REPO, 'configs', config),
+    tool = ['tools/train.py']
+    if config.startswith('cifar10/'):
+        tool = ['-c', TRAIN_WITHOUT_CIFAR_MD5, *tool]
+    run_tool(*tool, osp.join(REPO, 'configs', config),
              '--work-dir', str(work_dir), '--cfg-options',
              *overrides(digits))
     log = open(sorted(glob.glob(str(work_dir / '*' / '*.log')))[-1]).read()
     assert f'{metric}: ' in log, log[-3000:]
     assert glob.glob(str(work_dir / '*.pth'))
-    if 'infopro' in config or 'dgl' in config:
+    if config.startswith('cifar10/'):
+        # every local loss whose authors' weight is not 0 is logged (a head
+        # with weight 0 is skipped, e.g. the first module's task head at
+        # ResNet-32 K=4), and no other
+        depth, method, k = cifar10_row(config)
+        expected = {
+            f'local{i + 1}.loss_{name}'
+            for i, weights in enumerate(
+                authors_weights(depth, k, method) if method else [])
+            for name, weight in weights.items() if weight != 0
+        }
+        assert set(re.findall(r'local\d+\.loss_\w+', log)) == expected
+    elif 'infopro' in config or 'dgl' in config:
         assert 'local1.loss_task' in log
         if 'dgl' in config:
             assert 'local1.loss_recon' not in log

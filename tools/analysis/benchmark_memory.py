@@ -77,11 +77,11 @@ from infopro_mm.utils import SavedTensorTracker
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
 INFOPRO_TYPES = ('infopro_mm.InfoPro', 'InfoPro')
 SEG_HEADS = dict(
-    recon=dict(type='infopro_mm.ReconstructionHead'),
+    recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
     task=dict(type='infopro_mm.LocalSegHead'))
 CLS_HEADS = dict(
-    recon=dict(type='infopro_mm.ReconstructionHead'),
-    task=dict(type='infopro_mm.LocalClsHead'))
+    recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
+    task=dict(type='infopro_mm.LocalClsHead', arch='large'))
 # Figures that get a ratio to E2E, in table order.
 FIGURES = ('saved_peak_bytes', 'allocator_peak_bytes',
            'cuda_max_allocated_bytes', 'cuda_max_reserved_bytes', 'flops',
@@ -208,6 +208,9 @@ def infopro_template(cfg: Config,
             architecture=architecture,
             local_heads=default_heads(architecture, scope))
     model['type'] = 'infopro_mm.InfoPro'
+    # the weights scale losses, not memory: any value measures the same
+    model.setdefault('loss_weights',
+                     {name: 1.0 for name in model['local_heads']})
     # no pretrained weights are loaded (init_weights is never called);
     # drop the key so that nothing tries to fetch them
     model['architecture'].pop('pretrained', None)

@@ -10,6 +10,13 @@ real OpenMMLab dataset classes and pipelines on them:
   annotation-file layout of mmpretrain's ``ImageNet`` dataset).
 - COCO: ``{train,val}2017/*.jpg`` and
   ``annotations/instances_{train,val}2017.json``.
+- CIFAR-10: ``cifar-10-batches-py/data_batch_1..5``, ``test_batch`` and
+  ``batches.meta``, the python-pickle release that mmpretrain's ``CIFAR10``
+  reads. That class checks every file against the md5 sums of the real
+  release (with or without ``download=True``), which no tiny set can match:
+  whoever loads this set must clear the expected sums of the real class
+  first (``CIFAR10.train_list``/``test_list`` entries ``[name, None]``, the
+  class's own "no checksum" form); see tests/test_configs.
 
 Images hold coloured shapes whose labels are the pixels/boxes they cover, so
 a few iterations already learn something measurable.
@@ -20,6 +27,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import pickle
 from typing import List, Tuple
 
 import numpy as np
@@ -169,6 +177,65 @@ def make_coco(root: str, num_images: int, size=(96, 128),
                      categories=categories), f)
 
 
+def make_cifar10(root: str, num_images: int, num_classes: int = 2) -> None:
+    """Tiny CIFAR-10 in the python-pickle layout of the real release.
+
+    Writes ``cifar-10-batches-py/`` with ``data_batch_1`` ..
+    ``data_batch_5`` (the ``num_images`` training images spread over the
+    five files), ``test_batch`` (``num_images`` images) and
+    ``batches.meta``. Each batch file is a protocol-2 pickle of a dict with
+    ``batch_label``, ``labels`` (list of int), ``data`` (uint8
+    ``(N, 3072)``: the red, green and blue 32x32 planes of each image, row
+    by row) and ``filenames``, as in the real files.
+
+    Labels cycle through the first ``num_classes`` CIFAR-10 classes (the
+    default 2 puts positive pairs in every test batch of 4, which the
+    supervised contrastive loss needs); the class decides the colour of a
+    large central square, so a few iterations learn something.
+
+    Args:
+        root (str): The dataset root (``data_root`` of the configs).
+        num_images (int): Training images, and test images.
+        num_classes (int): Classes used, at most 10. Defaults to 2.
+    """
+    rng = np.random.default_rng(3)
+    palette = np.random.default_rng(1234).integers(
+        0, 256, (num_classes, 3), dtype=np.uint8)
+    folder = osp.join(root, 'cifar-10-batches-py')
+    os.makedirs(folder, exist_ok=True)
+
+    def batch(label: str, indices) -> dict:
+        labels, rows, names = [], [], []
+        for i in indices:
+            cls = int(i % num_classes)
+            image, _ = _shapes(rng, 32, 32, num_classes, 0)
+            image[8:24, 8:24] = palette[cls]
+            labels.append(cls)
+            rows.append(image.transpose(2, 0, 1).reshape(-1))  # CHW planes
+            names.append(f'tiny_{label.replace(" ", "_")}_{i}.png')
+        data = (np.stack(rows) if rows else np.zeros(
+            (0, 3072), dtype=np.uint8))
+        return dict(batch_label=label, labels=labels, data=data,
+                    filenames=names)
+
+    files = {
+        f'data_batch_{k + 1}':
+        batch(f'training batch {k + 1} of 5', part)
+        for k, part in enumerate(np.array_split(np.arange(num_images), 5))
+    }
+    files['test_batch'] = batch('testing batch 1 of 1', range(num_images))
+    files['batches.meta'] = dict(
+        num_cases_per_batch=max(1, -(-num_images // 5)),
+        label_names=[
+            'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
+            'horse', 'ship', 'truck'
+        ],
+        num_vis=3072)
+    for name, content in files.items():
+        with open(osp.join(folder, name), 'wb') as f:
+            pickle.dump(content, f, protocol=2)
+
+
 def _coco_category_ids() -> List[int]:
     """The 80 COCO category ids (1..90 with the 10 unused ids skipped)."""
     unused = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
@@ -178,13 +245,14 @@ def _coco_category_ids() -> List[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir', help='where cityscapes/, imagenet/, '
-                        'coco/ are written')
+                        'coco/, cifar10/ are written')
     parser.add_argument('--num-images', type=int, default=4,
                         help='images per split')
     args = parser.parse_args()
     make_cityscapes(osp.join(args.out_dir, 'cityscapes'), args.num_images)
     make_imagenet(osp.join(args.out_dir, 'imagenet'), args.num_images)
     make_coco(osp.join(args.out_dir, 'coco'), args.num_images)
+    make_cifar10(osp.join(args.out_dir, 'cifar10'), args.num_images)
     print(f'tiny datasets written to {args.out_dir}')
 
 

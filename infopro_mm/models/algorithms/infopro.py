@@ -6,7 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleDict, ModuleList
 from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 
@@ -69,7 +69,8 @@ class InfoPro(BaseModel):
         loss_weights (dict, optional): Name -> weight of that head's loss,
             either one float for every local module or ``(first, last)``,
             interpolated linearly from the first to the (K-1)-th module
-            (paper §4). Missing names weigh 1.
+            (paper §4). Every local head needs one: the paper tunes them per
+            network and K (README, "Loss weights"), so there is no default.
         data_preprocessor (dict | nn.Module, optional): Replaces the
             architecture's own when given (mmengine's Runner passes the
             config's top-level ``data_preprocessor``). Defaults to None.
@@ -117,6 +118,13 @@ class InfoPro(BaseModel):
         if unknown:
             raise ValueError(f'loss_weights names {sorted(unknown)} match no '
                              f'local head (heads: {sorted(self.head_cfgs)})')
+        missing = set(self.head_cfgs) - set(self.loss_weights)
+        if self.splitter.num_modules > 1 and missing:
+            raise ValueError(
+                f'local heads {sorted(missing)} have no loss weight: give '
+                '`loss_weights` for every local head (e.g. the authors\' '
+                'ResNet-32 K=2 setting dict(recon=5, task=1); README, "Loss '
+                'weights", lists the published ones)')
         # Multipliers of the configured weights, scheduled by InfoProHook.
         self.weight_factors = {name: 1.0 for name in self.head_cfgs}
         self.task_info = task_info(architecture)
@@ -124,7 +132,8 @@ class InfoPro(BaseModel):
         self.memory_profile: Optional[MemoryProfile] = None
         if self.splitter.policy == 'balanced' and self.splitter.num_modules > 1:
             self._plan_balanced()
-        self.local_heads = nn.ModuleList(
+        # mmengine containers, so that init_weights() reaches the heads.
+        self.local_heads = ModuleList(
             self._build_heads(self.layer_shapes[cut])
             for cut in self.splitter.cuts)
         # Detached local losses (and CUDA peak memory) of the last train step.
@@ -136,10 +145,10 @@ class InfoPro(BaseModel):
 
     # ------------------------------------------------------------------
     # construction helpers
-    def _build_heads(self, shape: Tuple[int, int]) -> nn.ModuleDict:
+    def _build_heads(self, shape: Tuple[int, int]) -> ModuleDict:
         """Local heads for a module output of ``(channels, stride)``."""
         channels, stride = shape
-        heads = nn.ModuleDict()
+        heads = ModuleDict()
         for name, cfg in self.head_cfgs.items():
             cfg = dict(cfg)
             head_cls = MODELS.get(cfg['type']) if isinstance(
@@ -166,7 +175,7 @@ class InfoPro(BaseModel):
         t = module / (num_local - 1) if num_local > 1 else 0.
         weights = {}
         for name in self.head_cfgs:
-            spec = self.loss_weights.get(name, 1.0)
+            spec = self.loss_weights[name]
             first, last = (spec, spec) if isinstance(spec,
                                                      (int, float)) else spec
             weights[name] = (first +

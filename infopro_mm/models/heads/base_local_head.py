@@ -1,14 +1,16 @@
 """Common interface of the auxiliary heads that train local modules."""
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-__all__ = ['BaseLocalHead', 'LocalBatch', 'conv_bn_relu', 'scaled']
+__all__ = [
+    'BaseLocalHead', 'LocalBatch', 'check_arch', 'conv_bn_relu', 'scaled'
+]
 
 
 def scaled(channels: int, width: float) -> int:
@@ -22,6 +24,26 @@ def scaled(channels: int, width: float) -> int:
         int: ``round(channels * width)``, at least 1.
     """
     return max(1, int(round(channels * width)))
+
+
+def check_arch(head: str, arch: Optional[str], choices: dict) -> str:
+    """Validate the ``arch`` of a head, which has no silent default.
+
+    The paper sizes its auxiliary nets by the input resolution (ImageNet and
+    Cityscapes vs CIFAR), which a head cannot see, so configs name them.
+
+    Args:
+        head (str): Class name, for the message.
+        arch (str, optional): The configured architecture.
+        choices (dict): Accepted names -> where they come from.
+
+    Returns:
+        str: ``arch``.
+    """
+    if arch not in choices:
+        listed = '; '.join(f'{k!r}: {v}' for k, v in choices.items())
+        raise ValueError(f'{head} needs `arch`, one of {listed}; got {arch!r}')
+    return arch
 
 
 @dataclass
@@ -60,14 +82,27 @@ class BaseLocalHead(BaseModule):
         in_channels (int): Channels of the local module's output.
         in_stride (int): Its stride with respect to the input image.
         width (float): Width multiplier on every hidden layer. Defaults to 1.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to the authors' (their ``InfoProResNet`` and ImageNet
+            code): Kaiming-normal (fan-out) on every convolution, norm
+            weights 1 and biases 0; linear layers keep PyTorch's default.
     """
 
     def __init__(self,
                  in_channels: int,
                  in_stride: int,
                  width: float = 1.0,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(
+                    type='Kaiming',
+                    layer='Conv2d',
+                    mode='fan_out',
+                    nonlinearity='relu',
+                    distribution='normal'),
+                dict(type='Constant', val=1, bias=0, layer='_BatchNorm'),
+            ]
         super().__init__(init_cfg=init_cfg)
         if width <= 0:
             raise ValueError(f'width must be positive, got {width}')

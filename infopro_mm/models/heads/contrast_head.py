@@ -1,5 +1,5 @@
 """phi + supervised contrastive loss: the paper's InfoPro (Contrast)."""
-from typing import Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -15,12 +15,16 @@ __all__ = ['ContrastHead', 'supervised_contrastive_loss']
 def supervised_contrastive_loss(z: Tensor,
                                 labels: Tensor,
                                 temperature: float = 0.07) -> Tensor:
-    """The paper's Eq. 4 on L2-normalised embeddings.
+    """Supervised contrastive loss on L2-normalised embeddings.
 
-    ``-1 / #pos * sum_{i != j, y_i = y_j} log(exp(z_i.z_j / tau) /
-    sum_{k != i} exp(z_i.z_k / tau))``, where ``#pos`` counts the ordered
-    positive pairs. A batch without any positive pair gives 0 (with a graph,
-    so backward still runs).
+    For every anchor i, the mean over its positives p (``y_p = y_i``,
+    ``p != i``) of ``-log(exp(z_i.z_p / tau) / sum_{k != i} exp(z_i.z_k /
+    tau))``, then the mean over all anchors; an anchor without positives
+    contributes 0. This is the averaging of the authors' code (Khosla et
+    al.'s ``SupConLoss`` with base temperature = tau). The paper's Eq. 4
+    divides the sum over all positive pairs by their count instead, which
+    weights anchors of frequent classes more; the two agree on batches with
+    the same number of samples per class.
 
     Args:
         z (Tensor): Embeddings ``(N, D)``, L2-normalised.
@@ -28,7 +32,8 @@ def supervised_contrastive_loss(z: Tensor,
         temperature (float): tau. Defaults to 0.07.
 
     Returns:
-        Tensor: A scalar loss.
+        Tensor: A scalar loss (0, with a graph, when no anchor has a
+        positive).
     """
     n = z.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=z.device)
@@ -36,10 +41,11 @@ def supervised_contrastive_loss(z: Tensor,
     log_prob = logits - torch.logsumexp(
         logits.masked_fill(eye, float('-inf')), dim=1, keepdim=True)
     positive = (labels[:, None] == labels[None, :]) & ~eye
-    num_pos = positive.sum()
-    if num_pos == 0:
+    if not positive.any():
         return z.sum() * 0.
-    return -(log_prob * positive).sum() / num_pos
+    per_anchor = log_prob.masked_fill(~positive, 0.).sum(1) / positive.sum(
+        1).clamp(min=1)
+    return -per_anchor.mean()
 
 
 @MODELS.register_module()
@@ -53,25 +59,25 @@ class ContrastHead(LocalClsHead):
     Args:
         in_channels (int): Channels of the module output (inferred).
         in_stride (int): Stride of the module output (inferred).
-        arch (str): ``'large'``, ``'small'`` or ``'linear'``. Defaults to
-            ``'small'``.
+        arch (str): ``'large'``, ``'small'`` or ``'linear'``; required.
         width (float): Width multiplier on hidden layers. Defaults to 1.
         norm_cfg (dict, optional): Norm of the hidden layers. Defaults to
             BatchNorm.
         proj_dim (int): Embedding size. Defaults to 128 (paper Table 8).
         temperature (float): tau of Eq. 4. Defaults to 0.07.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to :class:`BaseLocalHead`'s (the authors').
     """
 
     def __init__(self,
                  in_channels: int,
                  in_stride: int,
-                 arch: str = 'small',
+                 arch: Optional[str] = None,
                  width: float = 1.0,
                  norm_cfg: Optional[dict] = None,
                  proj_dim: int = 128,
                  temperature: float = 0.07,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(
             in_channels,
             in_stride,

@@ -1,12 +1,13 @@
 """psi for classification: estimates I(h, y) with image labels."""
-from typing import Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
-from .base_local_head import BaseLocalHead, LocalBatch, conv_bn_relu, scaled
+from .base_local_head import (BaseLocalHead, LocalBatch, check_arch,
+                              conv_bn_relu, scaled)
 
 __all__ = ['LocalClsHead', 'image_labels']
 
@@ -47,24 +48,31 @@ class LocalClsHead(BaseLocalHead):
         in_channels (int): Channels of the module output (inferred).
         in_stride (int): Stride of the module output (inferred).
         num_classes (int): Output size (classes, from the architecture).
-        arch (str): ``'large'``, ``'small'`` or ``'linear'``. Defaults to
-            ``'large'``.
+        arch (str): ``'large'``, ``'small'`` or ``'linear'``; required.
         width (float): Width multiplier on hidden layers. Defaults to 1.
         norm_cfg (dict, optional): Norm of the hidden layers (e.g.
             ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
             to BatchNorm, the paper's.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to :class:`BaseLocalHead`'s (the authors').
     """
+
+    ARCHS = {
+        'large': 'paper Table 10, ImageNet-size inputs',
+        'small': "paper Table 8 (the authors' '1c2f'), CIFAR-size inputs",
+        'linear': "pooling + FC (the authors' '0c1f', greedy SL)"
+    }
 
     def __init__(self,
                  in_channels: int,
                  in_stride: int,
                  num_classes: int,
-                 arch: str = 'large',
+                 arch: Optional[str] = None,
                  width: float = 1.0,
                  norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
+        check_arch(type(self).__name__, arch, self.ARCHS)
         if arch == 'large':
             c = [scaled(n, width) for n in (128, 256, 512, 2048)]
             self.trunk = nn.Sequential(
@@ -88,9 +96,6 @@ class LocalClsHead(BaseLocalHead):
         elif arch == 'linear':
             self.trunk = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.fc = nn.Linear(in_channels, num_classes)
-        else:
-            raise ValueError("LocalClsHead arch must be 'large', 'small' or "
-                             f"'linear', got {arch!r}")
         self.arch = arch
         self.num_classes = num_classes
 

@@ -1,5 +1,5 @@
 """psi for semantic segmentation: estimates I(h, y) with per-pixel labels."""
-from typing import Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,8 @@ class LocalSegHead(BaseLocalHead):
     Dropout(0.1), 1x1 conv to the classes. ``arch='linear'`` is a single 1x1
     conv (greedy supervised learning baseline).
 
-    The logits are upsampled (bilinearly) to the label size and scored with
+    The logits are upsampled (bilinearly, ``align_corners=True`` as in the
+    authors' head) to the label size and scored with
     cross-entropy that skips ``ignore_index``. Upsampling the logits, rather
     than nearest-downsampling the labels to the feature map, is what the
     downstream mmseg decode heads do: thin structures and the ignore
@@ -39,7 +40,8 @@ class LocalSegHead(BaseLocalHead):
         norm_cfg (dict, optional): Norm of the hidden layers (e.g.
             ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
             to BatchNorm, the paper's.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to :class:`BaseLocalHead`'s (the authors').
     """
 
     def __init__(self,
@@ -51,7 +53,7 @@ class LocalSegHead(BaseLocalHead):
                  width: float = 1.0,
                  dropout: float = 0.1,
                  norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
         if arch == 'paper':
             hidden = scaled(512, width)
@@ -82,7 +84,7 @@ class LocalSegHead(BaseLocalHead):
             self.forward(feat),
             size=labels.shape[-2:],
             mode='bilinear',
-            align_corners=False)
+            align_corners=True)
         labels = labels.long().to(logits.device)
         # Sum over valid pixels / their count: a crop made only of ignored
         # pixels gives 0, not NaN.

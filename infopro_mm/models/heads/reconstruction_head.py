@@ -1,12 +1,13 @@
 """The decoder w that estimates I(h, x) by reconstructing the input."""
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
-from .base_local_head import BaseLocalHead, LocalBatch, conv_bn_relu, scaled
+from .base_local_head import (BaseLocalHead, LocalBatch, check_arch,
+                              conv_bn_relu, scaled)
 
 __all__ = ['ReconstructionHead']
 
@@ -26,7 +27,7 @@ class _UpsampledConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
                 size: Tuple[int, int], padding: int) -> Tensor:
-        up = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        up = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
         out = F.conv2d(up, weight, bias, padding=padding)
         ctx.save_for_backward(x, weight)
         ctx.size, ctx.padding, ctx.has_bias = size, padding, bias is not None
@@ -38,7 +39,7 @@ class _UpsampledConv(torch.autograd.Function):
         with torch.enable_grad():
             leaf = x.detach().requires_grad_(ctx.needs_input_grad[0])
             up = F.interpolate(
-                leaf, size=ctx.size, mode='bilinear', align_corners=False)
+                leaf, size=ctx.size, mode='bilinear', align_corners=True)
         dtype = grad.dtype
         grad_up, grad_w, grad_b = torch.ops.aten.convolution_backward(
             grad, up.detach().to(dtype), weight.to(dtype),
@@ -68,7 +69,7 @@ def upsampled_conv(x: Tensor, conv: nn.Conv2d, size: Tuple[int, int]) -> Tensor:
     """
     if not torch.is_grad_enabled():
         return conv(F.interpolate(
-            x, size=size, mode='bilinear', align_corners=False))
+            x, size=size, mode='bilinear', align_corners=True))
     bias = conv.bias
     if bias is not None and torch.is_autocast_enabled(x.device.type):
         bias = bias.to(torch.get_autocast_dtype(x.device.type))
@@ -82,7 +83,8 @@ class ReconstructionHead(BaseLocalHead):
     The loss is the per-pixel binary cross-entropy against the input
     de-normalised to [0, 1] (the paper's R_w(x|h)). The decoder outputs
     logits and the loss applies the sigmoid itself, which is numerically the
-    paper's ``Sigmoid`` + BCE and safe under AMP.
+    paper's ``Sigmoid`` + BCE and safe under AMP. Upsampling is bilinear with
+    ``align_corners=True``, as in the authors' decoders.
 
     Architectures:
 
@@ -95,25 +97,32 @@ class ReconstructionHead(BaseLocalHead):
     Args:
         in_channels (int): Channels of the module output (inferred).
         in_stride (int): Stride of the module output (inferred).
-        arch (str): ``'large'`` or ``'small'``. Defaults to ``'large'``.
+        arch (str): ``'large'`` or ``'small'``; required.
         width (float): Width multiplier on hidden layers. Defaults to 1.
         image_channels (int): Channels of the reconstructed image.
             Defaults to 3.
         norm_cfg (dict, optional): Norm of the hidden layers (e.g.
             ``dict(type='SyncBN')`` beside a SyncBN architecture). Defaults
             to BatchNorm, the paper's.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to :class:`BaseLocalHead`'s (the authors').
     """
+
+    ARCHS = {
+        'large': 'paper Table 9, ImageNet/Cityscapes-size inputs',
+        'small': 'paper Table 7, CIFAR-size (32x32) inputs'
+    }
 
     def __init__(self,
                  in_channels: int,
                  in_stride: int,
-                 arch: str = 'large',
+                 arch: Optional[str] = None,
                  width: float = 1.0,
                  image_channels: int = 3,
                  norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(in_channels, in_stride, width, init_cfg)
+        check_arch(type(self).__name__, arch, self.ARCHS)
         if arch == 'large':
             self.stem = conv_bn_relu(
                 in_channels, scaled(128, width), 1, norm_cfg=norm_cfg)
@@ -132,10 +141,6 @@ class ReconstructionHead(BaseLocalHead):
             self.out_conv = nn.Conv2d(
                 scaled(12, width), image_channels, 3, padding=1)
             self.stage_scales = (1, 1)
-        else:
-            raise ValueError(
-                f"ReconstructionHead arch must be 'large' or 'small', "
-                f'got {arch!r}')
         self.arch = arch
 
     def forward(self, feat: Tensor, size: tuple) -> Tensor:

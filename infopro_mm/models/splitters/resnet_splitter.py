@@ -149,7 +149,7 @@ class ResNetSplitter:
                 f'{type(backbone).__name__} is not supported by '
                 'ResNetSplitter: it splits the ResNet family of mmseg, mmdet '
                 'and mmpretrain (ResNet, ResNetV1c, ResNetV1d, ResNeXt, '
-                'ResNet_CIFAR)')
+                'ResNet_CIFAR) and infopro_mm.CIFARResNet')
         if (boundaries is None) == (num_modules is None):
             raise ValueError('give exactly one of `boundaries` and '
                              f'`num_modules` (got {boundaries!r} and '

@@ -8,11 +8,12 @@ from tiny_models import SEG_HEADS, tiny_deeplabv3
 from infopro_mm.models import InfoPro, plan_balanced_cuts
 
 PAPER_SEG_HEADS = dict(
-    recon=dict(type='infopro_mm.ReconstructionHead'),
+    recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
     task=dict(type='infopro_mm.LocalSegHead'))
 PAPER_CLS_HEADS = dict(
-    recon=dict(type='infopro_mm.ReconstructionHead'),
-    task=dict(type='infopro_mm.LocalClsHead'))
+    recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
+    task=dict(type='infopro_mm.LocalClsHead', arch='large'))
+WEIGHTS = dict(recon=1.0, task=1.0)
 
 
 def paper_model(scope, config, heads, size, batch):
@@ -26,7 +27,8 @@ def paper_model(scope, config, heads, size, batch):
                 policy='balanced',
                 input_size=size,
                 batch_size=batch),
-            local_heads=heads)
+            local_heads=heads,
+            loss_weights=WEIGHTS)
 
 
 @pytest.mark.slow
@@ -68,7 +70,8 @@ def tiny_balanced(num_modules):
                 policy='balanced',
                 input_size=(64, 64),
                 batch_size=4),
-            local_heads=SEG_HEADS)
+            local_heads=SEG_HEADS,
+            loss_weights=WEIGHTS)
 
 
 def test_balanced_planning_is_deterministic_and_leaves_no_trace():
@@ -83,7 +86,8 @@ def test_balanced_planning_is_deterministic_and_leaves_no_trace():
         reference = InfoPro(
             architecture=tiny_deeplabv3(),
             split=dict(num_modules=3),
-            local_heads=SEG_HEADS)
+            local_heads=SEG_HEADS,
+            loss_weights=WEIGHTS)
     for (name, a), b in zip(first.architecture.named_buffers(),
                             reference.architecture.buffers()):
         torch.testing.assert_close(a, b, msg=name)

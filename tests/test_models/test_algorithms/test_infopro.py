@@ -316,6 +316,26 @@ def test_unknown_loss_weight_name_is_an_error(mmseg_scope):
             loss_weights=dict(reconstruction=1.0))
 
 
+def test_missing_loss_weight_is_an_error(mmseg_scope):
+    with pytest.raises(ValueError, match=r"local heads \['task'\] have no "
+                       'loss weight'):
+        InfoPro(
+            architecture=tiny_deeplabv3(),
+            split=dict(boundaries=['layer2.0']),
+            local_heads=SEG_HEADS,
+            loss_weights=dict(recon=1.0))
+
+
+def test_init_weights_reaches_the_local_heads(mmseg_scope):
+    model = build_seg()
+    conv = model.local_heads[0]['recon'].out_conv
+    conv.weight.data.zero_()
+    model.init_weights()
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert conv.weight.std().item() == pytest.approx(
+        (2. / fan_out)**0.5, rel=0.3)
+
+
 def test_dgl_preset_skips_the_decoder(mmseg_scope):
     """DGL: lambda1 = 0 by config; the decoder is never run."""
     model = InfoPro(

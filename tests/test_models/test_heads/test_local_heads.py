@@ -18,7 +18,7 @@ def convs(module):
 
 
 def test_reconstruction_head_large_is_table9():
-    head = ReconstructionHead(in_channels=512, in_stride=8)
+    head = ReconstructionHead(in_channels=512, in_stride=8, arch='large')
     assert [c.out_channels for c in convs(head)] == [128, 32, 12, 3]
     assert [c.kernel_size for c in convs(head)] == [(1, 1), (3, 3), (3, 3),
                                                     (3, 3)]
@@ -32,14 +32,15 @@ def plain_decoder(head, feat, size):
     for layer, scale in zip([*head.stages, head.out_conv], head.stage_scales):
         x = torch.nn.functional.interpolate(
             x, size=(size[0] // scale, size[1] // scale), mode='bilinear',
-            align_corners=False)
+            align_corners=True)
         x = layer(x)
     return x
 
 
 def test_reconstruction_head_keeps_no_upsampled_map_for_backward():
     torch.manual_seed(0)
-    head = ReconstructionHead(in_channels=64, in_stride=8).double()
+    head = ReconstructionHead(
+        in_channels=64, in_stride=8, arch='large').double()
     feat = torch.randn(2, 64, 8, 8, dtype=torch.double, requires_grad=True)
     with SavedTensorTracker() as fused:
         out = head(feat, (64, 64))
@@ -57,7 +58,7 @@ def test_reconstruction_head_keeps_no_upsampled_map_for_backward():
 
 
 def test_reconstruction_head_under_autocast():
-    head = ReconstructionHead(in_channels=16, in_stride=4)
+    head = ReconstructionHead(in_channels=16, in_stride=4, arch='large')
     feat = torch.randn(2, 16, 8, 8, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = head(feat, (32, 32))
@@ -110,7 +111,7 @@ def test_local_seg_head_is_table11_and_upsamples_logits():
     loss = head.loss(feat, LocalBatch(torch.zeros(2, 3, 16, 16),
                                       seg_samples(labels)))
     logits = torch.nn.functional.interpolate(
-        head(feat), size=(16, 16), mode='bilinear', align_corners=False)
+        head(feat), size=(16, 16), mode='bilinear', align_corners=True)
     expected = torch.nn.functional.cross_entropy(
         logits, labels, ignore_index=255)
     torch.testing.assert_close(loss, expected)
@@ -125,7 +126,8 @@ def test_local_seg_head_all_ignored_gives_zero():
 
 
 def test_local_cls_head_architectures():
-    large = LocalClsHead(in_channels=512, in_stride=8, num_classes=1000)
+    large = LocalClsHead(
+        in_channels=512, in_stride=8, num_classes=1000, arch='large')
     assert [c.out_channels for c in convs(large)] == [128, 256, 512, 2048]
     assert [c.stride for c in convs(large)] == [(1, 1), (2, 2), (2, 2),
                                                 (1, 1)]
@@ -140,7 +142,7 @@ def test_local_cls_head_architectures():
                           arch='linear')
     assert convs(linear) == []
     half = LocalClsHead(in_channels=512, in_stride=8, num_classes=10,
-                        width=0.5)
+                        arch='large', width=0.5)
     assert [c.out_channels for c in convs(half)] == [64, 128, 256, 1024]
 
 
@@ -162,29 +164,48 @@ def test_local_cls_head_hard_and_soft_labels():
 
 
 def naive_supcon(z, labels, tau):
-    terms = []
+    """The authors' averaging: per anchor over its positives, then anchors
+    (an anchor without positives counts as 0)."""
     n = len(labels)
+    per_anchor = []
     for i in range(n):
         denom = sum(torch.exp(z[i] @ z[k] / tau) for k in range(n) if k != i)
-        for j in range(n):
-            if i != j and labels[i] == labels[j]:
-                terms.append(-torch.log(torch.exp(z[i] @ z[j] / tau) / denom))
+        terms = [-torch.log(torch.exp(z[i] @ z[j] / tau) / denom)
+                 for j in range(n) if i != j and labels[i] == labels[j]]
+        per_anchor.append(sum(terms) / len(terms) if terms else 0.)
+    return sum(per_anchor) / n
+
+
+def eq4_supcon(z, labels, tau):
+    """The paper's Eq. 4: one mean over all positive pairs."""
+    n = len(labels)
+    terms = []
+    for i in range(n):
+        denom = sum(torch.exp(z[i] @ z[k] / tau) for k in range(n) if k != i)
+        terms += [-torch.log(torch.exp(z[i] @ z[j] / tau) / denom)
+                  for j in range(n) if i != j and labels[i] == labels[j]]
     return sum(terms) / len(terms)
 
 
-def test_supervised_contrastive_loss_is_eq4():
+def test_supervised_contrastive_loss_averages_like_the_authors():
     torch.manual_seed(0)
     z = torch.nn.functional.normalize(torch.randn(6, 5), dim=1)
+    # unbalanced (class 0 has 3 samples) and class 2 has no positive
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
+    loss = supervised_contrastive_loss(z, labels, 0.07)
+    torch.testing.assert_close(loss, naive_supcon(z, labels, 0.07))
+    assert not torch.isclose(loss, eq4_supcon(z, labels, 0.07))
+    # with the same number of samples per class both averagings agree
+    balanced = torch.tensor([0, 1, 0, 1, 2, 2])
     torch.testing.assert_close(
-        supervised_contrastive_loss(z, labels, 0.07),
-        naive_supcon(z, labels, 0.07))
+        supervised_contrastive_loss(z, balanced, 0.07),
+        eq4_supcon(z, balanced, 0.07))
     no_pairs = supervised_contrastive_loss(z[:3], torch.tensor([0, 1, 2]))
     assert no_pairs.item() == 0.
 
 
 def test_contrast_head_projects_to_128_and_trains():
-    head = ContrastHead(in_channels=16, in_stride=2)
+    head = ContrastHead(in_channels=16, in_stride=2, arch='small')
     assert head.fc.out_features == 128 and head.temperature == 0.07
     samples = [DataSample().set_gt_label(i % 2) for i in range(4)]
     loss = head.loss(torch.randn(4, 16, 8, 8),
@@ -205,10 +226,31 @@ def test_channel_mismatch_names_the_problem(head):
 
 @pytest.mark.parametrize('cls,kwargs', [
     (ReconstructionHead, dict(arch='huge')),
+    (ReconstructionHead, dict()),
+    (LocalClsHead, dict(num_classes=2)),
+    (ContrastHead, dict()),
     (LocalSegHead, dict(num_classes=2, arch='large')),
     (LocalClsHead, dict(num_classes=2, arch='paper')),
-    (LocalClsHead, dict(num_classes=2, width=0)),
+    (LocalClsHead, dict(num_classes=2, arch='small', width=0)),
 ])
 def test_bad_head_options_are_rejected(cls, kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='arch|width'):
         cls(in_channels=8, in_stride=1, **kwargs)
+
+
+@pytest.mark.parametrize('head', [
+    ReconstructionHead(in_channels=16, in_stride=1, arch='small'),
+    LocalClsHead(in_channels=16, in_stride=1, num_classes=10, arch='small'),
+    LocalSegHead(in_channels=16, in_stride=4, num_classes=3),
+])
+def test_heads_start_from_the_authors_initialisation(head):
+    torch.manual_seed(0)
+    head.init_weights()
+    for conv in convs(head):
+        fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        std = conv.weight.std().item()
+        assert abs(std - math.sqrt(2. / fan_out)) < 0.25 * math.sqrt(
+            2. / fan_out), (conv, std)
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert (m.weight == 1).all() and (m.bias == 0).all()
