@@ -73,7 +73,7 @@ def runs(tmp_path_factory):
     """Tiny proxy; E2E and InfoPro K=2 configs with the same random weights."""
     root = tmp_path_factory.mktemp('probe')
     data = make_digits_classification(
-        str(root / 'data'), num_train=64, num_test=32, size=16)
+        str(root / 'data'), num_train=48, num_test=16, size=16)
     made, nets = {}, {}
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         for name, model in (('e2e', CLASSIFIER), ('infopro', INFOPRO)):
@@ -96,7 +96,7 @@ def test_probe_runs_layers_and_module_ends(runs):
     result = run_tool(TOOL, *made['e2e'], '--name', 'e2e', '--run', 'infopro',
                       *made['infopro'], '--layers', 'modules', '--out', out,
                       '--epochs', '1', '--batch-size', '16', '--num-train',
-                      '48')
+                      '32')
     assert 'layer3.2' in result.stdout and 'I(h,x)' in result.stdout
     with open(osp.join(out, 'information_probe.json')) as f:
         report = json.load(f)
@@ -117,7 +117,7 @@ def test_probe_runs_layers_and_module_ends(runs):
     assert [e['channels']
             for e in e2e['layers']] == [16] * 4 + [32] * 3 + [64] * 3
     for run in report['runs']:
-        assert (run['num_train'], run['num_test']) == (48, 32)
+        assert (run['num_train'], run['num_test']) == (32, 16)
         assert run['chance'] == pytest.approx(
             dict(y=1 / 10, background=1 / 12, position=1 / 16))
         assert 0 < run['recon_floor'] < run['recon_ceiling'] <= 1

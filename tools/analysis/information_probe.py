@@ -111,6 +111,11 @@ PANELS = {
     'position': ('I(h, r): digit position (unpooled linear)', 'test accuracy'),
 }
 
+#: (train, test) tensors
+Pair = Tuple[Tensor, Tensor]
+#: preprocessed inputs -> what the decoder reconstructs
+BatchFn = Callable[[Tensor], LocalBatch]
+
 
 class ProbeError(ValueError):
     """A run cannot be probed; the message names the problem."""
@@ -355,7 +360,7 @@ def load_split(model: nn.Module, dataset_cfg: dict, limit: Optional[int],
 
 
 def recon_bounds(train: Split, test: Split,
-                 batch: Callable[[Tensor], LocalBatch]) -> Tuple[float, float]:
+                 batch: BatchFn) -> Tuple[float, float]:
     """``1 - BCE`` without information and with perfect reconstruction.
 
     The floor predicts the mean training image for every test image (the
@@ -437,10 +442,8 @@ def fit_and_test(head: nn.Module, train_loss: Callable[[Tensor], Tensor],
     return total / num_test
 
 
-def probe_reconstruction(feats: Tuple[Tensor,
-                                      Tensor], train: Split, test: Split,
-                         shape: Tuple[int, int], batch: Callable[[Tensor],
-                                                                 LocalBatch],
+def probe_reconstruction(feats: Pair, train: Split, test: Split,
+                         shape: Tuple[int, int], batch: BatchFn,
                          settings: Settings) -> float:
     """``1 - BCE`` of a fresh Table 7 decoder on the test split."""
     torch.manual_seed(settings.seed)
@@ -460,10 +463,8 @@ def probe_reconstruction(feats: Tuple[Tensor,
     return 1. - bce
 
 
-def probe_classifier(make_head: Callable[[], nn.Module], feats: Tuple[Tensor,
-                                                                      Tensor],
-                     labels: Tuple[Tensor,
-                                   Tensor], settings: Settings) -> float:
+def probe_classifier(make_head: Callable[[], nn.Module], feats: Pair,
+                     labels: Pair, settings: Settings) -> float:
     """Test accuracy of a fresh classifier ``make_head()`` on one label."""
     torch.manual_seed(settings.seed)
     head = make_head()
@@ -553,15 +554,15 @@ def probe_run(run: Run, args: argparse.Namespace, settings: Settings,
         test = load_split(model, run.datasets[1], args.num_test, settings,
                           workers)
     pre = model.data_preprocessor
-    mean, std = ((pre.mean,
-                  pre.std) if getattr(pre, '_enable_normalize', False) else
-                 (None, None))
+    normalised = getattr(pre, '_enable_normalize', False)
 
     def batch(inputs: Tensor) -> LocalBatch:
-        if mean is None:
+        if not normalised:
             return LocalBatch(inputs)
         return LocalBatch(
-            inputs, mean=mean.to(inputs.device), std=std.to(inputs.device))
+            inputs,
+            mean=pre.mean.to(inputs.device),
+            std=pre.std.to(inputs.device))
 
     floor, ceiling = recon_bounds(train, test, batch)
     record = dict(
@@ -588,8 +589,7 @@ def probe_run(run: Run, args: argparse.Namespace, settings: Settings,
     feats = (train.inputs, test.inputs)
     tic = time.perf_counter()
     for idx, layer in enumerate(layers):
-        feats = (run_layer(layer, feats[0],
-                           settings), run_layer(layer, feats[1], settings))
+        feats = tuple(run_layer(layer, f, settings) for f in feats)
         if idx not in selected:
             continue
         entry = dict(
@@ -609,10 +609,9 @@ def probe_run(run: Run, args: argparse.Namespace, settings: Settings,
                 make_head, feats, (train.labels[label], test.labels[label]),
                 settings)
         record['layers'].append(entry)
-        logger.info(f'[{name}] layer {idx} ({layer.name}): ' +
-                    ', '.join(f'{k} {entry[k]:.3f}'
-                              for k in PANELS if k in entry) +
-                    f' ({time.perf_counter() - tic:.0f} s)')
+        values = ', '.join(f'{k} {entry[k]:.3f}' for k in PANELS if k in entry)
+        logger.info(f'[{name}] layer {idx} ({layer.name}): {values} '
+                    f'({time.perf_counter() - tic:.0f} s)')
     return record
 
 
@@ -655,6 +654,7 @@ def plot(records: List[dict], path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     keys = [k for k in PANELS if any(k in r['layers'][0] for r in records)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6))
     axes = np.atleast_1d(axes)
@@ -691,6 +691,7 @@ def plot(records: List[dict], path: str) -> None:
                 fontsize=7,
                 color='grey')
         ax.set_title(PANELS[key][0], fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel('basic layer (0 = stem)')
         ax.set_ylabel(PANELS[key][1])
         ax.legend(fontsize=7)
