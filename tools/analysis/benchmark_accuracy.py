@@ -51,6 +51,9 @@ PROXY_ROWS = ('e2e', 'greedy-sl', 'dgl', 'infopro-softmax',
 METHOD_ORDER = ('E2E', 'greedy SL', 'DGL', 'InfoPro (Softmax)',
                 'InfoPro (Contrast)')
 METRIC = 'accuracy/top1'
+COLORS = dict(
+    zip(METHOD_ORDER, ('black', 'tab:orange', 'tab:green', 'tab:red',
+                       'tab:purple')))
 
 
 def proxy_configs(network: str = 'resnet32',
@@ -97,6 +100,10 @@ def parse_args() -> argparse.Namespace:
         help='runs go to OUT/runs/<config>/seed<k>; results to OUT')
     parser.add_argument(
         '--name', default='accuracy', help='stem of the JSON and plots')
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='train nothing: report the runs of the grid that are done')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -275,9 +282,20 @@ def summarise(records: List[dict]) -> List[dict]:
 
 
 def table(rows: List[dict]) -> str:
-    """Markdown table: methods x K, test error mean +- std (%)."""
+    """Markdown table: methods x K, test error mean +- std (%).
+
+    A cell with fewer seeds than the most complete one says how many.
+    """
     ks = sorted({r['num_modules'] for r in rows if r['num_modules'] > 1})
     cell = {(r['method'], r['num_modules']): r for r in rows}
+    most = max(len(r['seeds']) for r in rows)
+
+    def fmt(r: dict) -> str:
+        n = len(r['seeds'])
+        return (f'{r["error_mean"]:.2f}' +
+                (f' +- {r["error_std"]:.2f}' if n > 1 else '') +
+                (f' (n={n})' if n < most or n == 1 else ''))
+
     lines = [
         '| method | ' + ' | '.join(f'K = {k}' for k in ks) + ' |',
         '|---|' + '---|' * len(ks)
@@ -286,16 +304,14 @@ def table(rows: List[dict]) -> str:
         if method == 'E2E':
             r = cell.get(('E2E', 1))
             if r:
-                lines.append(f'| E2E (K = 1) | ' + ' | '.join(
-                    [f'{r["error_mean"]:.2f} +- {r["error_std"]:.2f}'] +
-                    [''] * (len(ks) - 1)) + ' |')
+                lines.append('| E2E (K = 1) | ' + ' | '.join(
+                    [fmt(r)] + [''] * (len(ks) - 1)) + ' |')
             continue
         if not any((method, k) in cell for k in ks):
             continue
         lines.append(f'| {method} | ' + ' | '.join(
-            f'{cell[method, k]["error_mean"]:.2f} +- '
-            f'{cell[method, k]["error_std"]:.2f}' if (method, k) in cell
-            else '-' for k in ks) + ' |')
+            fmt(cell[method, k]) if (method, k) in cell else '-'
+            for k in ks) + ' |')
     return '\n'.join(lines)
 
 
@@ -318,6 +334,7 @@ def plot(rows: List[dict], path: str, title: str) -> None:
                         yerr=[r['error_std'] for r in pts],
                         marker='o',
                         capsize=3,
+                        color=COLORS[method],
                         label=method)
     if e2e:
         ax.axhline(e2e['error_mean'], color='k', ls='--', label='E2E')
@@ -337,10 +354,11 @@ def plot(rows: List[dict], path: str, title: str) -> None:
             if r is None:
                 continue
             mean, std = np.array(r['curve_mean']), np.array(r['curve_std'])
-            ax.plot(r['curve_steps'], mean, label=r['method'],
+            color = COLORS[r['method']]
+            ax.plot(r['curve_steps'], mean, label=r['method'], color=color,
                     ls='--' if r['method'] == 'E2E' else '-')
             ax.fill_between(r['curve_steps'], mean - std, mean + std,
-                            alpha=0.15)
+                            color=color, alpha=0.12)
         ax.set_xlabel('iteration')
         ax.set_ylabel('test accuracy (%)')
         ax.set_title(f'K = {k}: accuracy vs iteration')
@@ -384,6 +402,12 @@ def main() -> None:
     def one(item):
         return train(item[0], item[1], args, overlay, threads)
 
+    if args.report_only:
+        grid = [(c, s) for c, s in grid if osp.exists(
+            osp.join(args.out, 'runs',
+                     osp.splitext(osp.basename(c))[0], f'seed{s}',
+                     'record.json'))]
+        logger.info(f'report only: {len(grid)} runs are done')
     with ThreadPoolExecutor(jobs) as pool:
         for record in pool.map(one, grid):
             done += 1
@@ -396,13 +420,14 @@ def main() -> None:
     rows = summarise(records)
     text = table(rows)
     title = 'proxy (digits on photos)' if args.proxy else 'as configured'
-    print(f'\nTest error (%), mean +- std over seeds {args.seeds}, '
+    seeds = sorted({r['seed'] for r in records})
+    print(f'\nTest error (%), mean +- std over seeds {seeds}, '
           f'{title}:\n{text}')
     result = dict(
         command=' '.join(['python'] + sys.argv),
         proxy=args.proxy,
         overlay=osp.relpath(PROXY_OVERLAY, REPO) if args.proxy else None,
-        seeds=args.seeds,
+        seeds=seeds,
         jobs=jobs,
         threads_per_job=threads,
         device=args.device,
