@@ -62,8 +62,8 @@ class InfoPro(BaseModel):
             ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
         local_heads (dict, optional): Name -> head config, instantiated once
             per local module, e.g. ``dict(recon=dict(type=
-            'infopro_mm.ReconstructionHead'), task=dict(type=
-            'infopro_mm.LocalSegHead'))``. ``in_channels``, ``in_stride``,
+            'infopro_mm.ReconstructionHead', arch='large'), task=dict(
+            type='infopro_mm.LocalSegHead'))``. ``in_channels``, ``in_stride``,
             ``num_classes`` and ``ignore_index`` are filled in from the split
             and the architecture. A None value drops that head.
         loss_weights (dict, optional): Name -> weight of that head's loss,

@@ -35,8 +35,8 @@ def build(num_modules):
             split=dict(num_modules=num_modules),
             local_heads=dict(
                 recon=dict(
-                    type='infopro_mm.ReconstructionHead', width=0.25,
-                    norm_cfg=GN),
+                    type='infopro_mm.ReconstructionHead', arch='large',
+                    width=0.25, norm_cfg=GN),
                 task=dict(
                     type='infopro_mm.LocalSegHead', width=0.0625,
                     dropout=0., norm_cfg=GN)),
