@@ -54,7 +54,8 @@ def test_tiny_grid_trains_and_reports(tmp_path):
         'tools/analysis/benchmark_accuracy.py', *configs, '--seeds', '0', '1',
         '--jobs', '2', '--proxy-root', root, '--out',
         str(out), '--name', 'tiny', '--cfg-options', 'train_cfg.max_iters=2',
-        'train_cfg.val_interval=1', 'train_dataloader.batch_size=8'
+        'train_cfg.val_interval=1', 'train_dataloader.batch_size=8',
+        'default_hooks.logger.interval=1'
     ]
     result = run_tool(*args)
     assert 'E2E (K = 1)' in result.stdout

@@ -36,6 +36,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Tuple
@@ -51,6 +52,9 @@ PROXY_ROWS = ('e2e', 'greedy-sl', 'dgl', 'infopro-softmax',
 METHOD_ORDER = ('E2E', 'greedy SL', 'DGL', 'InfoPro (Softmax)',
                 'InfoPro (Contrast)')
 METRIC = 'accuracy/top1'
+# mmengine resolves `mmpretrain::` bases through pkg_resources, which is not
+# thread-safe: configs are parsed one at a time.
+CONFIG_LOCK = threading.Lock()
 COLORS = dict(
     zip(METHOD_ORDER, ('black', 'tab:orange', 'tab:green', 'tab:red',
                        'tab:purple')))
@@ -189,10 +193,11 @@ def train(config: str, seed: int, args: argparse.Namespace,
         with open(record_file) as f:
             return json.load(f)
     os.makedirs(work_dir, exist_ok=True)
-    cfg = run_config(config, seed, args, overlay)
-    method, k = describe(cfg)
     cfg_file = osp.join(work_dir, f'{name}.py')
-    cfg.dump(cfg_file)
+    with CONFIG_LOCK:
+        cfg = run_config(config, seed, args, overlay)
+        method, k = describe(cfg)
+        cfg.dump(cfg_file)
     env = dict(
         os.environ,
         OMP_NUM_THREADS=str(threads),
