@@ -55,12 +55,15 @@ def gradient_norms(model: torch.nn.Module, data: dict) -> List[Dict]:
     batch = model._local_batch(data['inputs'], data['data_samples'])
     norms = []
     for module, feat in sorted(outputs.items()):
+        # the weighted losses train_step back-propagates (zero weights
+        # are skipped there, so they pull with 0 here)
+        losses = model.local_losses(module, feat, batch)
         row = {}
-        for name, weight in model.module_weights(module).items():
-            if weight == 0:
+        for name in model.module_weights(module):
+            loss = losses.get(f'local{module + 1}.loss_{name}')
+            if loss is None:
                 row[name] = 0.
                 continue
-            loss = weight * model.local_heads[module][name].loss(feat, batch)
             grad, = torch.autograd.grad(loss, feat, retain_graph=True)
             row[name] = grad.norm().item()
         norms.append(row)
