@@ -92,7 +92,9 @@ class ReconstructionHead(BaseLocalHead):
       then three stages of (bilinear upsampling, 3x3 conv) with 32, 12 and 3
       channels, reaching 1/4, 1/2 and the full input resolution.
     - ``'small'`` (paper Table 7, CIFAR-size inputs): bilinear upsampling to
-      the input resolution, 3x3 conv 12, 3x3 conv 3.
+      the input resolution, 3x3 conv 12, 3x3 conv 3. The authors' first
+      conv also has a bias, which the BN right after it cancels; it is
+      left out here.
 
     Args:
         in_channels (int): Channels of the module output (inferred).
