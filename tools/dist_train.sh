@@ -2,8 +2,9 @@
 # Distributed training with torchrun.
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Environment: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1),
-# PORT (29500), PYTHON (python). Without a GPU, GPUS processes train on the
-# CPU over gloo.
+# PORT (29500), PYTHON (the project's .venv/bin/python when present, else
+# python; see python_env.sh). Without a GPU, GPUS processes train on the CPU
+# over gloo.
 set -euo pipefail
 CONFIG=$1
 GPUS=$2
@@ -11,9 +12,9 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
+# shellcheck source=tools/python_env.sh
+source "$(dirname "$0")/python_env.sh"
 
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \

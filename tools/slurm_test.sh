@@ -2,7 +2,8 @@
 # Evaluation on a Slurm cluster.
 # Usage: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args...]
 # Environment: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
-# SRUN_ARGS (extra srun arguments), PYTHON (python).
+# SRUN_ARGS (extra srun arguments), PYTHON (see
+# python_env.sh).
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -12,10 +13,10 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
+# shellcheck source=tools/python_env.sh
+source "$(dirname "$0")/python_env.sh"
 
 # shellcheck disable=SC2086
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
     --gres=gpu:"$GPUS_PER_NODE" \

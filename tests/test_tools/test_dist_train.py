@@ -39,7 +39,11 @@ def test_dist_train_two_processes_on_tiny_cityscapes(tiny_data, tmp_path):
         'default_hooks.logger.interval=1', 'env_cfg.dist_cfg.backend=gloo',
         *norms
     ]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()))
+    # The README's command as written: the script finds .venv itself.
+    env = dict(os.environ, PORT=str(free_port()))
+    env.pop('PYTHON', None)
+    if not os.path.exists(os.path.join(REPO, '.venv', 'bin', 'python')):
+        env['PYTHON'] = sys.executable
     work_dir = tmp_path / 'work'
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
