@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
@@ -129,7 +130,10 @@ class ResNetSplitter:
         boundaries (Sequence[str], optional): Names of the last basic layer
             of each of the first K-1 modules.
         num_modules (int, optional): K.
-        policy (str): ``'uniform'`` or ``'balanced'``. Defaults to
+        policy (str): ``'uniform'`` or ``'balanced'``, how cuts are chosen
+            for ``num_modules``. Given ``boundaries``, those are the cuts and
+            the policy is unused (a warning says so when it is
+            ``'balanced'``; :attr:`policy` is then None). Defaults to
             ``'uniform'``.
         input_size (tuple[int, int], optional): Training input (H, W) used by
             the balanced planner. Defaults to None.
@@ -151,13 +155,25 @@ class ResNetSplitter:
                 'and mmpretrain (ResNet, ResNetV1c, ResNetV1d, ResNeXt, '
                 'ResNet_CIFAR) and infopro_mm.CIFARResNet')
         if (boundaries is None) == (num_modules is None):
+            given = 'num_modules' if boundaries is None else 'boundaries'
+            other = 'boundaries' if boundaries is None else 'num_modules'
+            hint = ('' if boundaries is None and num_modules is None else
+                    f'; to use `{given}`, unset `{other}` (on the command '
+                    f'line: --cfg-options model.split.{other}=None)')
             raise ValueError('give exactly one of `boundaries` and '
                              f'`num_modules` (got {boundaries!r} and '
-                             f'{num_modules!r})')
+                             f'{num_modules!r}){hint}')
         if policy not in ('uniform', 'balanced'):
             raise ValueError(
                 f"policy must be 'uniform' or 'balanced', got {policy!r}")
-        if policy == 'balanced' and input_size is None:
+        if boundaries is not None:
+            if policy == 'balanced':
+                MMLogger.get_current_instance().warning(
+                    f'split: boundaries {list(boundaries)} are given, so '
+                    "policy='balanced' is not used (the planner only "
+                    'chooses cuts for `num_modules`)')
+            policy = None
+        elif policy == 'balanced' and input_size is None:
             raise ValueError("policy='balanced' needs `input_size=(H, W)`: "
                              'the training crop size the memory is planned '
                              'for')

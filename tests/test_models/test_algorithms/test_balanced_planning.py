@@ -94,6 +94,26 @@ def test_balanced_planning_is_deterministic_and_leaves_no_trace():
     assert first.training
 
 
+def test_explicit_boundaries_win_over_the_planner(caplog):
+    # the demo's split with hand-set boundaries (issue: the planner's cut
+    # silently replaced them)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = InfoPro(
+            architecture=tiny_deeplabv3(),
+            split=dict(
+                boundaries=['layer3.0'],
+                policy='balanced',
+                input_size=(64, 64),
+                batch_size=4),
+            local_heads=SEG_HEADS,
+            loss_weights=WEIGHTS)
+    assert model.splitter.boundaries == ['layer3.0']
+    assert model.splitter.policy is None
+    assert model.memory_profile is None
+    planned = tiny_balanced(2).splitter.boundaries
+    assert planned != ['layer3.0']  # else this test proves nothing
+
+
 def test_balanced_beats_uniform_on_the_largest_module():
     model = tiny_balanced(3)
     profile = model.memory_profile

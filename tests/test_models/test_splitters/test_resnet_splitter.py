@@ -93,7 +93,9 @@ def test_taps_of_finished_modules_are_detached():
     (dict(num_modules=10), 'num_modules=10 is out of range'),
     (dict(num_modules=0), 'num_modules=0 is out of range'),
     (dict(), 'exactly one of'),
-    (dict(boundaries=['stem'], num_modules=2), 'exactly one of'),
+    (dict(boundaries=['stem'], num_modules=2),
+     r'unset `num_modules` \(on the command line: --cfg-options '
+     r'model.split.num_modules=None\)'),
     (dict(num_modules=2, policy='greedy'), "policy must be"),
     (dict(num_modules=2, policy='balanced'), 'needs `input_size'),
 ])
