@@ -1,26 +1,41 @@
 """Registries of infopro_mm.
 
 Every registry is a child of mmengine's root registry of the same kind, with
-scope ``infopro_mm``. A downstream config keeps its own default scope
-(``mmseg``, ``mmpretrain`` or ``mmdet``) and names our components with the
-scope prefix, e.g. ``type='infopro_mm.InfoPro'``, after
-``custom_imports=dict(imports=['infopro_mm'])``.
+scope ``infopro_mm``. Every class registered here names the closest valid
+key when a config misspells one of its arguments (:func:`checked_init`). A
+downstream config keeps its own default scope (``mmseg``, ``mmpretrain`` or
+``mmdet``; the package defines no metric, so metrics are theirs) and names
+our components with the scope prefix, e.g. ``type='infopro_mm.InfoPro'``,
+after ``custom_imports=dict(imports=['infopro_mm'])``.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import Registry
+from mmengine.registry import Registry as MMEngineRegistry
+
+from infopro_mm.utils.arguments import checked_init
 
 __all__ = [
     'MODELS', 'MODEL_WRAPPERS', 'OPTIM_WRAPPERS',
-    'OPTIM_WRAPPER_CONSTRUCTORS', 'HOOKS', 'DATASETS', 'TRANSFORMS', 'METRICS'
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'HOOKS', 'DATASETS', 'TRANSFORMS',
+    'RUNNERS'
 ]
+
+
+class Registry(MMEngineRegistry):
+    """mmengine's Registry whose classes check their config keys."""
+
+    def _register_module(self, module, module_name=None, force=False):
+        if isinstance(module, type):
+            checked_init(module)
+        super()._register_module(module, module_name, force)
+
 
 MODELS = Registry(
     'model',
@@ -57,8 +72,8 @@ TRANSFORMS = Registry(
     parent=MMENGINE_TRANSFORMS,
     scope='infopro_mm',
     locations=['infopro_mm.datasets'])
-METRICS = Registry(
-    'metric',
-    parent=MMENGINE_METRICS,
+RUNNERS = Registry(
+    'runner',
+    parent=MMENGINE_RUNNERS,
     scope='infopro_mm',
-    locations=['infopro_mm.evaluation'])
+    locations=['infopro_mm.engine'])

@@ -34,3 +34,17 @@ def test_prefixed_names_resolve_from_downstream_scopes(scope, root, name,
         with root.switch_scope_and_registry(None) as reg:
             assert reg.scope == scope
             assert reg.get(name) is cls
+
+
+@pytest.mark.parametrize('name', registry.__all__)
+def test_every_lazy_import_location_imports(name):
+    import importlib
+    for location in getattr(registry, name)._locations:
+        importlib.import_module(location)
+
+
+def test_downstream_metric_builds_under_the_infopro_mm_scope():
+    from mmengine.registry import METRICS
+    with DefaultScope.overwrite_default_scope('infopro_mm'):
+        metric = METRICS.build(dict(type='mmseg.IoUMetric'))
+    assert type(metric).__name__ == 'IoUMetric'

@@ -9,7 +9,6 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
@@ -53,11 +52,12 @@ def main() -> None:
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
 
+    # checkpoint layouts, resume safety (infopro_mm.InfoProRunner)
+    cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')
     init_cpu_distributed(
         args.launcher,
         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = RUNNERS.build(cfg)
     runner.test()
     destroy_distributed()
 

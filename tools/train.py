@@ -11,7 +11,6 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
@@ -93,11 +92,12 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    # checkpoint layouts, resume safety (infopro_mm.InfoProRunner)
+    cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')
     init_cpu_distributed(
         args.launcher,
         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = RUNNERS.build(cfg)
     runner.train()
     destroy_distributed()
 

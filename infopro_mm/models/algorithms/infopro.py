@@ -324,6 +324,19 @@ class InfoPro(BaseModel):
             return self._forward_train(inputs, data_samples)
         return self.architecture(inputs, data_samples, mode)
 
+    def split_meta(self) -> dict:
+        """The split and local heads, as recorded in checkpoints."""
+        heads = {}
+        for name, cfg in sorted(self.head_cfgs.items()):
+            cfg = dict(cfg)
+            if isinstance(cfg.get('type'), type):
+                cfg['type'] = cfg['type'].__name__
+            heads[name] = repr(sorted(cfg.items()))
+        return dict(
+            num_modules=self.splitter.num_modules,
+            boundaries=list(self.splitter.boundaries),
+            local_heads=heads)
+
     def plain_state_dict(self) -> Dict[str, Tensor]:
         """The architecture's state dict, without the local heads.
 
