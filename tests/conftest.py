@@ -47,6 +47,22 @@ def tiny_data(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def tiny_digits_seg(tmp_path_factory):
+    """The demo's dataset, 16 training and 4 validation images."""
+    from infopro_mm.datasets import make_digits_segmentation
+    return make_digits_segmentation(
+        str(tmp_path_factory.mktemp('digits_seg')), num_train=16, num_val=4)
+
+
+def demo_data_options(root: str) -> list:
+    """--cfg-options pointing a demo config at ``root``."""
+    return [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+
+
 def run_tool(*args: str, cwd=None) -> subprocess.CompletedProcess:
     """Run a script of tools/ as a user would; fail with its output."""
     result = subprocess.run([sys.executable, *args],
