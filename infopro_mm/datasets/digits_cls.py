@@ -23,7 +23,7 @@ from mmpretrain.datasets import BaseDataset
 from PIL import Image
 
 from infopro_mm.registry import DATASETS
-from .digits_seg import TEXTURES, photographs
+from .digits_seg import TEXTURES, is_complete, mark_complete, photographs
 
 __all__ = [
     'DigitsOnPhotosDataset', 'make_digits_classification', 'nuisance_labels'
@@ -127,8 +127,15 @@ def make_digits_classification(root: str,
     Returns:
         str: ``root``.
     """
-    done = osp.join(root, '.complete')
-    if osp.exists(done):
+    settings = dict(
+        num_train=num_train,
+        num_test=num_test,
+        size=size,
+        grid=grid,
+        seed=seed)
+    if is_complete(root, settings, dict(train=num_train, test=num_test)) \
+            and all(osp.exists(osp.join(root, f'{split}.json'))
+                    for split in ('train', 'test')):
         return root
     from sklearn.datasets import load_digits
     digits = load_digits()
@@ -162,7 +169,7 @@ def make_digits_classification(root: str,
                     scan=scan))
         with open(osp.join(root, f'{split}.json'), 'w') as f:
             json.dump(dict(metainfo=metainfo, data_list=data_list), f)
-    open(done, 'w').close()
+    mark_complete(root, settings)
     return root
 
 

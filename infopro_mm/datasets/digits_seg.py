@@ -7,17 +7,23 @@ so the set is built offline from installed packages. Each pixel is labelled
 ``background`` or the digit (0-9) whose stroke covers it. Train and val use
 disjoint digit scans.
 """
+import json
+import logging
 import os
 import os.path as osp
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
+from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from PIL import Image
 
 from infopro_mm.registry import DATASETS
 
-__all__ = ['DigitsSegDataset', 'make_digits_segmentation', 'photographs']
+__all__ = [
+    'DigitsSegDataset', 'is_complete', 'make_digits_segmentation',
+    'mark_complete', 'photographs'
+]
 
 CLASSES = ('background', ) + tuple(str(d) for d in range(10))
 PALETTE = [[0, 0, 0]] + [[int(c) for c in np.random.default_rng(d).integers(
@@ -48,6 +54,57 @@ def photographs() -> list:
             image = gray2rgb(image)
         images.append(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
     return images
+
+
+def is_complete(root: str, settings: dict, files: Dict[str, int]) -> bool:
+    """Whether a generated dataset under ``root`` is whole and as asked.
+
+    ``root/.complete`` (written by :func:`mark_complete`) must record the
+    same ``settings`` and every folder must hold its ``00000.png`` ...
+    files. When something is wrong the log says what, ``.complete`` is
+    removed and False is returned, so the caller rebuilds the set.
+
+    Args:
+        root (str): The dataset folder.
+        settings (dict): The generator's arguments.
+        files (dict[str, int]): Folder (relative to ``root``) -> number of
+            images it must hold.
+    """
+    done = osp.join(root, '.complete')
+    if not osp.exists(done):
+        return False
+    try:
+        with open(done) as f:
+            recorded = json.load(f)
+    except ValueError:
+        recorded = None  # written by an older version: counts decide
+    problems = []
+    if recorded is not None and recorded != settings:
+        problems.append(f'built with {recorded}, asked for {settings}')
+    for folder, count in files.items():
+        present = set(os.listdir(osp.join(root, folder))) if osp.isdir(
+            osp.join(root, folder)) else set()
+        missing = [
+            name for name in (f'{i:05d}.png' for i in range(count))
+            if name not in present
+        ]
+        if missing:
+            problems.append(f'{folder}: {len(missing)} of {count} files '
+                            f'missing (e.g. {missing[0]})')
+    if problems:
+        print_log(
+            f'{root} is not the dataset asked for ({"; ".join(problems)}): '
+            'rebuilding it',
+            logger='current',
+            level=logging.WARNING)
+        os.remove(done)
+    return not problems
+
+
+def mark_complete(root: str, settings: dict) -> None:
+    """Record that ``root`` was built whole with ``settings``."""
+    with open(osp.join(root, '.complete'), 'w') as f:
+        json.dump(settings, f)
 
 
 def _sample(rng: np.random.Generator, textures, digits, targets,
@@ -82,6 +139,9 @@ def make_digits_segmentation(root: str,
                              seed: int = 0) -> str:
     """Write the dataset under ``root`` (skipped when already complete).
 
+    A set with missing files or other settings is rebuilt
+    (:func:`is_complete`).
+
     Args:
         root (str): Output folder.
         num_train (int): Training images. Defaults to 600.
@@ -92,8 +152,13 @@ def make_digits_segmentation(root: str,
     Returns:
         str: ``root``.
     """
-    done = osp.join(root, '.complete')
-    if osp.exists(done):
+    settings = dict(num_train=num_train, num_val=num_val, size=size, seed=seed)
+    files = {
+        f'{kind}/{split}': count
+        for kind in ('img_dir', 'ann_dir')
+        for split, count in (('train', num_train), ('val', num_val))
+    }
+    if is_complete(root, settings, files):
         return root
     from sklearn.datasets import load_digits
     digits = load_digits()
@@ -111,5 +176,5 @@ def make_digits_segmentation(root: str,
                 osp.join(root, 'img_dir', split, f'{i:05d}.png'))
             Image.fromarray(label).save(
                 osp.join(root, 'ann_dir', split, f'{i:05d}.png'))
-    open(done, 'w').close()
+    mark_complete(root, settings)
     return root
