@@ -2,7 +2,8 @@
 import inspect
 from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 from mmengine.logging import MMLogger
@@ -19,6 +20,11 @@ from .task import dummy_data_samples, task_info
 __all__ = ['InfoPro', 'MemoryProfile']
 
 WeightSpec = Union[float, Tuple[float, float]]
+_UNSET: Any = object()
+#: Attributes of the architecture that downstream tools read off the model
+#: (mmseg's init_model and SegTTAModel, mmpretrain's inferencers).
+DELEGATED = ('out_channels', 'num_classes', 'align_corners', 'decode_head',
+             'auxiliary_head', 'head', 'neck')
 
 
 class MemoryProfile(dict):
@@ -74,7 +80,21 @@ class InfoPro(BaseModel):
         data_preprocessor (dict | nn.Module, optional): Replaces the
             architecture's own when given (mmengine's Runner passes the
             config's top-level ``data_preprocessor``). Defaults to None.
+        train_cfg (dict, optional): Given a dict, it replaces the
+            architecture's ``train_cfg``. Given None (what mmseg's
+            ``init_model`` and benchmark tools pass), the model is built for
+            inference: the architecture gets ``train_cfg=None`` and neither
+            local heads nor the balanced planner are built or run; such a
+            model cannot ``train_step``. Not given: the architecture's own.
+        test_cfg (dict, optional): Replaces the architecture's
+            ``test_cfg`` when given.
+        pretrained (str, optional): Passed on to the architecture when
+            given (mmseg's tools set it, usually to None).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    The architecture's ``out_channels``, ``num_classes``, ``align_corners``
+    and heads are readable on the InfoPro model (``DELEGATED``), as
+    downstream tools expect of a segmentor or classifier.
     """
 
     def __init__(self,
@@ -83,9 +103,23 @@ class InfoPro(BaseModel):
                  local_heads: Optional[Dict[str, Optional[dict]]] = None,
                  loss_weights: Optional[Dict[str, WeightSpec]] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 train_cfg: Optional[dict] = _UNSET,
+                 test_cfg: Optional[dict] = _UNSET,
+                 pretrained: Optional[str] = _UNSET,
                  init_cfg: Optional[dict] = None) -> None:
+        overrides = {
+            key: value
+            for key, value in (('train_cfg', train_cfg),
+                               ('test_cfg', test_cfg),
+                               ('pretrained', pretrained))
+            if value is not _UNSET
+        }
         if isinstance(architecture, dict):
-            architecture = MODELS.build(architecture)
+            architecture = MODELS.build(dict(architecture, **overrides))
+        elif any(v is not None for v in overrides.values()):
+            raise TypeError(
+                f'{sorted(overrides)} can only be set on an architecture '
+                'config (dict), not on a built module')
         if data_preprocessor is None:
             data_preprocessor = architecture.data_preprocessor
         elif isinstance(data_preprocessor, dict):
@@ -95,6 +129,7 @@ class InfoPro(BaseModel):
                                          type(architecture.data_preprocessor))
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.for_training = train_cfg is not None
         # One preprocessor for training and inference alike.
         architecture.data_preprocessor = self.data_preprocessor
         self.architecture = architecture
@@ -130,12 +165,13 @@ class InfoPro(BaseModel):
         self.task_info = task_info(architecture)
         self.layer_shapes = self.splitter.probe()
         self.memory_profile: Optional[MemoryProfile] = None
-        if self.splitter.policy == 'balanced' and self.splitter.num_modules > 1:
+        if self.for_training and self.splitter.policy == 'balanced' and \
+                self.splitter.num_modules > 1:
             self._plan_balanced()
         # mmengine containers, so that init_weights() reaches the heads.
         self.local_heads = ModuleList(
             self._build_heads(self.layer_shapes[cut])
-            for cut in self.splitter.cuts)
+            for cut in (self.splitter.cuts if self.for_training else ()))
         # Detached local losses (and CUDA peak memory) of the last train step.
         self.local_log_vars: Dict[str, Tensor] = {}
         self.track_cuda_memory = False
@@ -222,6 +258,10 @@ class InfoPro(BaseModel):
         local_backward: Optional[Callable[[Tensor], None]] = None,
         on_local_backward: Optional[Callable[[int], None]] = None
     ) -> Dict[str, Tensor]:
+        if not self.for_training:
+            raise RuntimeError(
+                'this InfoPro model was built for inference (train_cfg=None):'
+                ' it has no local heads to train')
         batch = self._local_batch(inputs, data_samples)
         local_losses: Dict[str, Tensor] = {}
         self.local_log_vars = {}
@@ -314,6 +354,14 @@ class InfoPro(BaseModel):
 
     # ------------------------------------------------------------------
     # inference and export
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in DELEGATED:
+                return getattr(super().__getattr__('architecture'), name)
+            raise
+
     def forward(self,
                 inputs: Tensor,
                 data_samples: Optional[list] = None,
