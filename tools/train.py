@@ -1,7 +1,7 @@
 """Train a model from a config, with infopro_mm's components registered.
 
 Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
-       [--amp] [--cfg-options k=v ...] [--launcher pytorch]
+       [--amp] [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
 import logging
@@ -40,6 +40,11 @@ def parse_args() -> argparse.Namespace:
         default=False,
         help='enable automatic-mixed-precision training')
     parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by (GPUs x batch size per GPU) / the '
+        "config's auto_scale_lr.base_batch_size")
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -71,6 +76,16 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Let mmengine scale the lr to the batch size actually used."""
+    if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+        raise ValueError(
+            '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+            'config (the total batch size its lr is meant for), e.g. '
+            '--cfg-options auto_scale_lr.base_batch_size=1024')
+    cfg.auto_scale_lr.enable = True
+
+
 def main() -> None:
     args = parse_args()
     allow_trusted_checkpoints()
@@ -85,6 +100,8 @@ def main() -> None:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

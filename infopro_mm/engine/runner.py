@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, find_latest_checkpoint
 
 from infopro_mm.registry import RUNNERS
-from infopro_mm.utils import check_arguments
+from infopro_mm.utils import check_arguments, package_versions
 from .checkpoint import (get_rng_state, match_layout, set_rng_state,
                          strip_prefixes)
 
@@ -73,6 +73,8 @@ class InfoProRunner(Runner):
     - Validation leaves the random state as it found it, so a run's
       training does not depend on when (or whether) it validates.
     - A misspelt ``train_cfg`` key names the closest valid one.
+    - The log starts with the versions of mmcv, mmseg, mmdet, mmpretrain
+      and infopro_mm, beside mmengine's environment.
 
     ``tools/train.py`` and ``tools/test.py`` use it unless the config sets
     ``runner_type``. Arguments are mmengine's ``Runner``'s.
@@ -285,6 +287,13 @@ class InfoProRunner(Runner):
         super().save_checkpoint(out_dir, filename, file_client_args,
                                 save_optimizer, save_param_scheduler, meta,
                                 by_epoch, backend_args)
+
+    # ------------------------------------------------------------------
+    # environment
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        self.logger.info('OpenMMLab packages: ' + ', '.join(
+            f'{k} {v}' for k, v in package_versions().items()))
 
     # ------------------------------------------------------------------
     # loops

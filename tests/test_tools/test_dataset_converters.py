@@ -25,7 +25,9 @@ def test_polygons_become_the_train_id_maps(tmp_path):
     ]
     (gt / f'{stem}_gtFine_polygons.json').write_text(
         json.dumps(dict(imgHeight=32, imgWidth=64, objects=objects)))
-    run_tool('tools/dataset_converters/cityscapes.py', str(tmp_path))
+    result = run_tool('tools/dataset_converters/cityscapes.py',
+                      str(tmp_path))
+    assert '1/1' in result.stdout  # the progress bar
     label = np.asarray(Image.open(gt / f'{stem}_gtFine_labelTrainIds.png'))
     assert label.shape == (32, 64)
     assert label[5, 30] == 10  # sky

@@ -27,6 +27,27 @@ def test_train_two_iterations_then_resume_to_four(tiny_data, tmp_path):
     assert 'Iter(train) [1/4]' not in resumed
     assert 'local1.loss_recon' in resumed and 'local1.loss_task' in resumed
     assert 'accuracy/top1' in resumed
+    assert 'OpenMMLab packages: mmcv 2.1.0' in resumed
+
+
+def test_auto_scale_lr(tiny_data, tmp_path):
+    import subprocess
+    import sys
+    data = [
+        f'{d}.dataset.data_root={tiny_data}/imagenet'
+        for d in ('train_dataloader', 'val_dataloader')
+    ]
+    args = ['tools/train.py', TOY, '--work-dir', str(tmp_path / 'work'),
+            '--auto-scale-lr', '--cfg-options', 'train_cfg.max_iters=1',
+            *data]
+    missing = subprocess.run([sys.executable, *args], cwd=REPO,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert 'needs auto_scale_lr.base_batch_size' in missing.stderr
+    result = run_tool(*args, 'auto_scale_lr.base_batch_size=8')
+    log = result.stdout + result.stderr
+    assert 'LR is set based on batch size of 8 and the current batch size ' \
+        'is 4' in log
 
 
 DEMO = osp.join(REPO,

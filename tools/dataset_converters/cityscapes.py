@@ -11,8 +11,9 @@ Usage: python tools/dataset_converters/cityscapes.py CITYSCAPES_ROOT
 import argparse
 import glob
 import os.path as osp
-from multiprocessing import Pool
 from typing import List
+
+from mmengine.utils import track_parallel_progress, track_progress
 
 
 def convert_json_to_label(json_file: str) -> str:
@@ -26,6 +27,8 @@ def convert_json_to_label(json_file: str) -> str:
 def convert(root: str, nproc: int = 1) -> List[str]:
     """Convert every polygon file under ``root/gtFine``.
 
+    Shows a progress bar on stdout.
+
     Args:
         root (str): The Cityscapes root (with ``leftImg8bit/``, ``gtFine/``).
         nproc (int): Worker processes. Defaults to 1.
@@ -38,11 +41,11 @@ def convert(root: str, nproc: int = 1) -> List[str]:
     if not jsons:
         raise FileNotFoundError(
             f'no gtFine/<split>/<city>/*_gtFine_polygons.json under {root}')
+    # a progress bar: ~5,000 files take minutes
     if nproc > 1:
-        with Pool(nproc) as pool:
-            labels = pool.map(convert_json_to_label, jsons)
+        labels = track_parallel_progress(convert_json_to_label, jsons, nproc)
     else:
-        labels = [convert_json_to_label(f) for f in jsons]
+        labels = track_progress(convert_json_to_label, jsons)
     for split in sorted({osp.relpath(f, root).split(osp.sep)[1]
                          for f in jsons}):
         stems = sorted(
