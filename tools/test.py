@@ -1,6 +1,9 @@
 """Evaluate a checkpoint with a config's test set and metric.
 
-Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
+InfoPro configs are built for inference (``train_cfg=None``: no local heads,
+no memory planning); checkpoints of either layout load (InfoProRunner).
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta]
        [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
@@ -22,6 +25,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--work-dir', help='the dir to save logs and evaluation results')
     parser.add_argument(
+        '--tta',
+        action='store_true',
+        help="test-time augmentation: the config's tta_pipeline and "
+        'tta_model (mmseg: multi-scale + flip, the paper\'s MS+Flip rows)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -38,6 +46,18 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def enable_tta(cfg: Config) -> None:
+    """Wrap the model in the config's TTA model, test with its pipeline."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta needs {" and ".join(missing)} in the config '
+                         "(mmseg's default_runtime.py and dataset configs "
+                         'define them)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def main() -> None:
     args = parse_args()
     allow_trusted_checkpoints()
@@ -51,6 +71,10 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if cfg.model.get('type') in ('InfoPro', 'infopro_mm.InfoPro'):
+        cfg.model.train_cfg = None  # inference build
+    if args.tta:
+        enable_tta(cfg)
 
     # checkpoint layouts, resume safety (infopro_mm.InfoProRunner)
     cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')

@@ -115,7 +115,11 @@ def match_layout(model: nn.Module,
             "'Pretrained', checkpoint=...) instead")
     heads_given = part(state_dict, True)
     head_problems = _mismatch(part(expected, True), heads_given)
-    if heads_given and head_problems:
+    if heads_given and not part(expected, True):
+        state_dict = part(state_dict, False)
+        notes.append(f'{len(heads_given)} local-head tensors dropped (the '
+                     'model has no local heads: an inference build)')
+    elif heads_given and head_problems:
         if require_heads:
             raise CheckpointMismatchError(
                 'the local heads of the checkpoint do not match the model '

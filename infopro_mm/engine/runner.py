@@ -7,7 +7,7 @@ from typing import Callable, List, Optional, Union
 
 import torch.distributed as torch_dist
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import LOOPS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, find_latest_checkpoint
@@ -205,8 +205,7 @@ class InfoProRunner(Runner):
         checkpoint = self._read_or_explain(filename)
         self._read_cache = None
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(
-            self.model) else self.model
+        model = self._inner_model()
         state_dict = checkpoint.get('state_dict', checkpoint)
         state_dict = strip_prefixes(dict(state_dict), revise_keys)
         state_dict, notes = match_layout(
@@ -256,9 +255,14 @@ class InfoProRunner(Runner):
 
     # ------------------------------------------------------------------
     # saving
-    def _split_meta(self) -> Optional[dict]:
+    def _inner_model(self):
+        """The model without its DDP wrapper and TTA wrapper."""
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
+        return model.module if isinstance(model, BaseTTAModel) else model
+
+    def _split_meta(self) -> Optional[dict]:
+        model = self._inner_model()
         return model.split_meta() if hasattr(model, 'split_meta') else None
 
     def save_checkpoint(self,

@@ -22,9 +22,9 @@ def build(config):
         return MODELS.build(cfg.model)
 
 
-def scores(config, checkpoint, root, tmp_path):
+def scores(config, checkpoint, root, tmp_path, *flags):
     result = run_tool('tools/test.py', config, checkpoint, '--work-dir',
-                      str(tmp_path / 'test'), '--cfg-options',
+                      str(tmp_path / 'test'), *flags, '--cfg-options',
                       *demo_data_options(root))
     found = re.search(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)',
                       result.stdout + result.stderr)
@@ -48,6 +48,9 @@ def test_both_layouts_into_both_configs(tiny_digits_seg, tmp_path):
     assert scores(INFOPRO, plain_file, tiny_digits_seg,
                   tmp_path) == reference
     assert scores(E2E, infopro_file, tiny_digits_seg, tmp_path) == reference
+    # multi-scale + flip around the InfoPro model: class 3 everywhere still
+    assert scores(INFOPRO, infopro_file, tiny_digits_seg, tmp_path,
+                  '--tta') == reference
 
 
 def test_checkpoint_of_another_architecture_is_refused(tiny_digits_seg,
