@@ -5,7 +5,6 @@ import os.path as osp
 import re
 from typing import Callable, List, Optional, Union
 
-import torch.distributed as torch_dist
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import LOOPS
@@ -280,11 +279,7 @@ class InfoProRunner(Runner):
         writes.
         """
         meta = dict(meta or {})
-        state = get_rng_state()
-        distributed = torch_dist.is_available() and \
-            torch_dist.is_initialized()
-        meta['rng_states'] = all_gather_object(
-            state) if distributed else [state]
+        meta['rng_states'] = all_gather_object(get_rng_state())
         split = self._split_meta()
         if split is not None:
             meta['infopro_split'] = split
