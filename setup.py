@@ -37,5 +37,6 @@ setup(
         'mmpretrain>=1.2.0,<1.3',
     ],
     license='Apache License 2.0',
+    license_files=['LICENSE'],
     zip_safe=False,
 )
