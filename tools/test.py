@@ -11,9 +11,10 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
+from infopro_mm.engine import build_runner
+from infopro_mm.models import is_infopro_config
 from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
                               init_cpu_distributed)
 
@@ -71,17 +72,15 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    if cfg.model.get('type') in ('InfoPro', 'infopro_mm.InfoPro'):
+    if is_infopro_config(cfg.model):
         cfg.model.train_cfg = None  # inference build
     if args.tta:
         enable_tta(cfg)
 
-    # checkpoint layouts, resume safety (infopro_mm.InfoProRunner)
-    cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')
     init_cpu_distributed(
         args.launcher,
         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
-    runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # InfoProRunner: layouts, safe resume
     runner.test()
     destroy_distributed()
 

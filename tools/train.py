@@ -10,9 +10,9 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
+from infopro_mm.engine import build_runner
 from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
                               init_cpu_distributed)
 
@@ -109,12 +109,10 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # checkpoint layouts, resume safety (infopro_mm.InfoProRunner)
-    cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')
     init_cpu_distributed(
         args.launcher,
         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl'))
-    runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # InfoProRunner: layouts, safe resume
     runner.train()
     destroy_distributed()
 

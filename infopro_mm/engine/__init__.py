@@ -2,11 +2,12 @@ from .hooks import *  # noqa: F401,F403
 from .checkpoint import CheckpointMismatchError, match_layout
 from .optim_wrapper import (InfoProAmpOptimWrapper, InfoProOptimWrapper,
                             LocalBackwardMixin)
-from .runner import CheckpointReadError, InfoProRunner, ResumeError
+from .runner import (CheckpointReadError, InfoProRunner, ResumeError,
+                     build_runner)
 from . import hooks
 
 __all__ = hooks.__all__ + [
     'CheckpointMismatchError', 'CheckpointReadError',
     'InfoProAmpOptimWrapper', 'InfoProOptimWrapper', 'InfoProRunner',
-    'LocalBackwardMixin', 'ResumeError', 'match_layout'
+    'LocalBackwardMixin', 'ResumeError', 'build_runner', 'match_layout'
 ]

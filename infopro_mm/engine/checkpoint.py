@@ -114,8 +114,9 @@ def match_layout(model: nn.Module,
             "For a partial load, use the model's init_cfg=dict(type="
             "'Pretrained', checkpoint=...) instead")
     heads_given = part(state_dict, True)
-    head_problems = _mismatch(part(expected, True), heads_given)
-    if heads_given and not part(expected, True):
+    heads_expected = part(expected, True)
+    head_problems = _mismatch(heads_expected, heads_given)
+    if heads_given and not heads_expected:
         state_dict = part(state_dict, False)
         notes.append(f'{len(heads_given)} local-head tensors dropped (the '
                      'model has no local heads: an inference build)')

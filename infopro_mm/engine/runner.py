@@ -5,6 +5,7 @@ import os.path as osp
 import re
 from typing import Callable, List, Optional, Union
 
+from mmengine.config import Config
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import LOOPS
@@ -16,7 +17,9 @@ from infopro_mm.utils import check_arguments, package_versions
 from .checkpoint import (get_rng_state, match_layout, set_rng_state,
                          strip_prefixes)
 
-__all__ = ['CheckpointReadError', 'InfoProRunner', 'ResumeError']
+__all__ = [
+    'CheckpointReadError', 'InfoProRunner', 'ResumeError', 'build_runner'
+]
 
 CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 
@@ -52,6 +55,17 @@ class _RestoreRngAfterSkip:
             if self.skip == 0:
                 set_rng_state(self.rng_state)
         return batch
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The config's runner; :class:`InfoProRunner` unless it sets
+    ``runner_type`` (what ``tools/train.py`` and ``tools/test.py`` build).
+
+    Args:
+        cfg (Config): A full config (its ``runner_type`` is set if absent).
+    """
+    cfg.setdefault('runner_type', 'infopro_mm.InfoProRunner')
+    return RUNNERS.build(cfg)
 
 
 @RUNNERS.register_module()
@@ -105,16 +119,25 @@ class InfoProRunner(Runner):
                 found.append((int(match.group(1)), osp.getmtime(path), path))
         return [path for *_, path in sorted(found, reverse=True)]
 
-    def _newest_readable(self, exclude: str = '') -> Optional[str]:
-        for path in self._checkpoints_in_work_dir():
-            if osp.abspath(path) == osp.abspath(exclude):
-                continue
+    def _first_readable(self, paths: List[str],
+                        warn: bool = False) -> Optional[str]:
+        """The first of ``paths`` that can be read (a warning per bad one
+        when ``warn``)."""
+        for path in paths:
             try:
                 self._read(path)
-            except CheckpointReadError:
+            except CheckpointReadError as exc:
+                if warn:
+                    self.logger.warning(f'{exc}; trying an older checkpoint')
                 continue
             return path
         return None
+
+    def _newest_readable(self, exclude: str = '') -> Optional[str]:
+        return self._first_readable([
+            path for path in self._checkpoints_in_work_dir()
+            if osp.abspath(path) != osp.abspath(exclude)
+        ])
 
     def _last_checkpoint(self) -> Optional[str]:
         """``last_checkpoint`` of the work dir, resolved inside it."""
@@ -144,22 +167,16 @@ class InfoProRunner(Runner):
             path for path in self._checkpoints_in_work_dir()
             if not last or osp.abspath(path) != osp.abspath(last)
         ]
-        for i, path in enumerate(candidates):
-            try:
-                self._read(path)
-            except CheckpointReadError as exc:
-                self.logger.warning(f'{exc}; trying an older checkpoint')
-                continue
-            if i:
-                self.logger.warning(
-                    f'resuming from {path}, the newest checkpoint of '
-                    f'{self.work_dir} that can be read')
-            return path
-        if candidates:
+        path = self._first_readable(candidates, warn=True)
+        if path is not None and path != candidates[0]:
+            self.logger.warning(
+                f'resuming from {path}, the newest checkpoint of '
+                f'{self.work_dir} that can be read')
+        if path is None and candidates:
             raise ResumeError(
                 f'no checkpoint of {self.work_dir} can be read (tried '
                 f'{", ".join(candidates)})')
-        return None
+        return path
 
     # ------------------------------------------------------------------
     # loading

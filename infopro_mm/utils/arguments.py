@@ -2,7 +2,7 @@
 import difflib
 import functools
 import inspect
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, List, Tuple
 
 __all__ = ['check_arguments', 'checked_init']
 
@@ -25,15 +25,20 @@ def _unknown_message(owner: str, unknown: Iterable[str],
             f'arguments: {", ".join(valid)}')
 
 
-def _accepted(function: Callable) -> List[str]:
-    """Keyword names ``function`` accepts, or [] when it takes ``**kw``."""
+def _keywords(function: Callable) -> Tuple[List[str], bool]:
+    """Keyword names ``function`` takes, and whether it takes ``**kw``."""
     params = inspect.signature(function).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return []
-    return [
+    names = [
         p.name for p in params if p.name != 'self' and p.kind in (
             p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _accepted(function: Callable) -> List[str]:
+    """Keyword names ``function`` accepts, or [] when it takes ``**kw``."""
+    names, open_kwargs = _keywords(function)
+    return [] if open_kwargs else names
 
 
 def _accepted_by_class(cls: type) -> List[str]:
@@ -44,21 +49,17 @@ def _accepted_by_class(cls: type) -> List[str]:
     are collected along the MRO until an ``__init__`` without ``**kwargs``.
     Returns [] when none is found (nothing can be checked).
     """
-    names: List[str] = []
+    collected: List[str] = []
     for klass in cls.__mro__:
         init = klass.__dict__.get('__init__')
         if init is None:
             continue
-        if klass is object or not inspect.isfunction(
-                inspect.unwrap(init)):
+        if klass is object or not inspect.isfunction(inspect.unwrap(init)):
             return []
-        params = inspect.signature(inspect.unwrap(init)).parameters.values()
-        names += [
-            p.name for p in params if p.name != 'self' and p.kind in (
-                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
+        names, open_kwargs = _keywords(inspect.unwrap(init))
+        collected += names
+        if not open_kwargs:
+            return collected
     return []
 
 

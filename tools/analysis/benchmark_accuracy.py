@@ -45,6 +45,8 @@ import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
+from infopro_mm.models import is_infopro_config
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROXY_OVERLAY = osp.join(REPO, 'configs/_base_/digits_on_photos.py')
 PROXY_ROWS = ('e2e', 'greedy-sl', 'dgl', 'infopro-softmax',
@@ -129,7 +131,7 @@ def describe(cfg: Config) -> Tuple[str, int]:
         tuple[str, int]: One of :data:`METHOD_ORDER` and K.
     """
     model = cfg.model
-    if model.get('type') not in ('infopro_mm.InfoPro', 'InfoPro'):
+    if not is_infopro_config(model):
         return 'E2E', 1
     split = model.get('split', {})
     if split.get('boundaries') is not None:

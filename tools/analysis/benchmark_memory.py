@@ -70,12 +70,11 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.models import dummy_data_samples
+from infopro_mm.models import dummy_data_samples, is_infopro_config
 from infopro_mm.registry import MODELS
 from infopro_mm.utils import SavedTensorTracker
 
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
-INFOPRO_TYPES = ('infopro_mm.InfoPro', 'InfoPro')
 SEG_HEADS = dict(
     recon=dict(type='infopro_mm.ReconstructionHead', arch='large'),
     task=dict(type='infopro_mm.LocalSegHead'))
@@ -190,7 +189,7 @@ def infopro_template(cfg: Config,
     model = copy.deepcopy(cfg.model.to_dict() if isinstance(
         cfg.model, ConfigDict) else cfg.model)
     top_preprocessor = cfg.get('data_preprocessor', None)
-    if model.get('type') in INFOPRO_TYPES:
+    if is_infopro_config(model):
         # as mmengine's Runner does with a top-level data_preprocessor
         if top_preprocessor is not None:
             model.setdefault('data_preprocessor',

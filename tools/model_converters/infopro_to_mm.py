@@ -54,6 +54,8 @@ from mmengine.logging import print_log
 from mmengine.registry import MODELS, DefaultScope
 from torch import Tensor, nn
 
+from infopro_mm.models import is_infopro_config
+
 SOURCES = ('imagenet-release', 'cityscapes-release', 'infopro')
 
 #: target -> (OpenMMLab scope it is meant for, whether only the backbone)
@@ -71,7 +73,6 @@ AUX_PREFIXES = {
     'infopro': ('local_heads.', ),
 }
 
-INFOPRO_TYPES = ('InfoPro', 'infopro_mm.InfoPro')
 MAX_LISTED = 20
 StateDict = Dict[str, Tensor]
 
@@ -231,7 +232,7 @@ def target_model_cfg(cfg: Config, target: str) -> dict:
     model_cfg = cfg.get('model')
     if model_cfg is None:
         raise ConversionError('the config has no `model`')
-    if model_cfg.get('type') in INFOPRO_TYPES:
+    if is_infopro_config(model_cfg):
         model_cfg = model_cfg['architecture']
     if TARGETS[target][1]:
         if 'backbone' not in model_cfg:

@@ -17,14 +17,26 @@ from ..heads import LocalBatch
 from ..splitters import module_costs, plan_balanced_cuts
 from .task import dummy_data_samples, task_info
 
-__all__ = ['InfoPro', 'MemoryProfile']
+__all__ = ['InfoPro', 'MemoryProfile', 'is_infopro_config']
 
 WeightSpec = Union[float, Tuple[float, float]]
 _UNSET: Any = object()
-#: Attributes of the architecture that downstream tools read off the model
-#: (mmseg's init_model and SegTTAModel, mmpretrain's inferencers).
-DELEGATED = ('out_channels', 'num_classes', 'align_corners', 'decode_head',
-             'auxiliary_head', 'head', 'neck')
+
+
+def _delegated(name: str) -> property:
+    """A read-only property returning the architecture's ``name``."""
+    return property(
+        lambda self: getattr(self.architecture, name),
+        doc=f"The architecture's ``{name}``.")
+
+
+def is_infopro_config(model_cfg: dict) -> bool:
+    """Whether a model config builds :class:`InfoPro` (any scope spelling).
+
+    Args:
+        model_cfg (dict): A config's ``model``.
+    """
+    return model_cfg.get('type') in ('InfoPro', 'infopro_mm.InfoPro', InfoPro)
 
 
 class MemoryProfile(dict):
@@ -92,10 +104,20 @@ class InfoPro(BaseModel):
             given (mmseg's tools set it, usually to None).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
 
-    The architecture's ``out_channels``, ``num_classes``, ``align_corners``
-    and heads are readable on the InfoPro model (``DELEGATED``), as
-    downstream tools expect of a segmentor or classifier.
+    The architecture's ``out_channels``, ``num_classes``, ``align_corners``,
+    heads and neck are readable on the InfoPro model, as downstream tools
+    expect of a segmentor or classifier.
     """
+
+    # What downstream tools read off a segmentor or classifier (mmseg's
+    # init_model and SegTTAModel, mmpretrain's inferencers).
+    out_channels = _delegated('out_channels')
+    num_classes = _delegated('num_classes')
+    align_corners = _delegated('align_corners')
+    decode_head = _delegated('decode_head')
+    auxiliary_head = _delegated('auxiliary_head')
+    head = _delegated('head')
+    neck = _delegated('neck')
 
     def __init__(self,
                  architecture: Union[dict, nn.Module],
@@ -354,14 +376,6 @@ class InfoPro(BaseModel):
 
     # ------------------------------------------------------------------
     # inference and export
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in DELEGATED:
-                return getattr(super().__getattr__('architecture'), name)
-            raise
-
     def forward(self,
                 inputs: Tensor,
                 data_samples: Optional[list] = None,
