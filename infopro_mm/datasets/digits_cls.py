@@ -102,7 +102,7 @@ def _compose(rng: np.random.Generator, photos, scan: np.ndarray,
 def make_digits_classification(root: str,
                                num_train: int = 5000,
                                num_test: int = 2000,
-                               size: int = 16,
+                               size: int = 32,
                                grid: int = 4,
                                seed: int = 0) -> str:
     """Write the proxy under ``root`` (skipped when already complete).
@@ -119,7 +119,8 @@ def make_digits_classification(root: str,
         num_train (int): Training images. Defaults to 5000.
         num_test (int): Test images. Defaults to 2000.
         size (int): Image side in pixels; the digit is ``size // 2``
-            (8x8 scans shown at their own resolution at 16). Defaults to 16.
+            (8x8 scans shown at their own resolution at 16, upsampled
+            bilinearly above). Defaults to 32 (CIFAR's size).
         grid (int): Positions per axis (nuisance ``position`` has
             ``grid ** 2`` values). Defaults to 4.
         seed (int): Random seed. Defaults to 0.

@@ -48,7 +48,7 @@ def test_dataset_loads_images_labels_and_nuisances(proxy):
             pipeline=[dict(type='PackInputs')])
     assert len(dataset) == 20
     sample = dataset[0]
-    assert tuple(sample['inputs'].shape) == (3, 16, 16)
+    assert tuple(sample['inputs'].shape) == (3, 32, 32)
     info = read(proxy, 'test')['data_list'][0]
     assert int(sample['data_samples'].gt_label) == info['gt_label']
     backgrounds, num_bg = nuisance_labels(dataset, 'background')

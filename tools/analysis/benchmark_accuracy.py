@@ -93,8 +93,9 @@ def parse_args() -> argparse.Namespace:
         help='train the configs on their own data and schedule')
     parser.add_argument(
         '--proxy-root',
-        help='where the proxy data are, built there if missing (default: '
-        "the overlay's data_root under the repository)")
+        help='a built proxy set to use as it is (built there with the '
+        "overlay's proxy_data when missing; default: the overlay's "
+        'data_root under the repository, rebuilt when its settings differ)')
     parser.add_argument(
         '--device',
         default='cpu',
@@ -390,7 +391,9 @@ def main() -> None:
         data_root = osp.abspath(args.proxy_root or osp.join(
             REPO, overlay.data_root))
         logger.info(f'proxy data: {data_root}')
-        make_digits_classification(data_root)
+        if args.proxy_root is None or not osp.exists(
+                osp.join(data_root, 'train.json')):
+            make_digits_classification(data_root, **overlay.proxy_data)
         overlay.merge_from_dict({
             f'{loader}.dataset.data_root': data_root
             for loader in ('train_dataloader', 'val_dataloader',

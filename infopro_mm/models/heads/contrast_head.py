@@ -1,8 +1,10 @@
 """phi + supervised contrastive loss: the paper's InfoPro (Contrast)."""
+import math
 from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from torch import Tensor
 
 from infopro_mm.registry import MODELS
@@ -65,9 +67,17 @@ class ContrastHead(LocalClsHead):
             BatchNorm.
         proj_dim (int): Embedding size. Defaults to 128 (paper Table 8).
         temperature (float): tau of Eq. 4. Defaults to 0.07.
+        collapse_patience (int): Consecutive training batches with
+            collapsed embeddings (see :meth:`watch_collapse`) after which a
+            warning is logged, once. Defaults to 50.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to :class:`BaseLocalHead`'s (the authors').
     """
+
+    # Mean resultant length of a batch's unit embeddings above which they
+    # count as collapsed (about 0.96 at the authors' initialisation on the
+    # digits proxy; spread-out classes are far below it).
+    COLLAPSED = 0.99
 
     def __init__(self,
                  in_channels: int,
@@ -77,6 +87,7 @@ class ContrastHead(LocalClsHead):
                  norm_cfg: Optional[dict] = None,
                  proj_dim: int = 128,
                  temperature: float = 0.07,
+                 collapse_patience: int = 50,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(
             in_channels,
@@ -87,6 +98,8 @@ class ContrastHead(LocalClsHead):
             norm_cfg=norm_cfg,
             init_cfg=init_cfg)
         self.temperature = temperature
+        self.collapse_patience = collapse_patience
+        self.collapsed_batches = 0
 
     def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
         self.check_input(feat)
@@ -94,4 +107,35 @@ class ContrastHead(LocalClsHead):
         labels = image_labels(batch, z.device)
         if labels.dim() == 2:
             labels = labels.argmax(dim=1)
+        if self.training:
+            self.watch_collapse(z)
         return supervised_contrastive_loss(z, labels, self.temperature)
+
+    def watch_collapse(self, z: Tensor) -> None:
+        """Warn once when the embeddings stay collapsed onto one point.
+
+        When every embedding of a batch is nearly the same unit vector, the
+        loss sits at ``log(N - 1)`` whatever the labels and its gradient
+        (proportional to the embeddings' spread) nearly vanishes, so the
+        local module stops learning from its task term without any error.
+        The test is the mean resultant length ``|mean(z)|`` (1 when all are
+        equal) of :attr:`collapse_patience` consecutive batches.
+
+        Args:
+            z (Tensor): The batch's L2-normalised embeddings ``(N, D)``.
+        """
+        resultant = z.detach().mean(0).norm().item()
+        if resultant < self.COLLAPSED:
+            self.collapsed_batches = 0
+            return
+        self.collapsed_batches += 1
+        if self.collapsed_batches == self.collapse_patience:
+            MMLogger.get_current_instance().warning(
+                f'ContrastHead on {self.in_channels}-channel features: the '
+                f'embeddings of {self.collapse_patience} consecutive '
+                f'training batches are collapsed (mean resultant length '
+                f'{resultant:.4f}; the loss sits at log(N - 1) = '
+                f'{math.log(max(2, z.shape[0]) - 1):.2f} and its gradient '
+                'vanishes), so this local module no longer learns from its '
+                'task term. README, "Does accuracy hold?", shows where this '
+                'happened and what to do')

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 from mmpretrain.structures import DataSample
 from mmseg.structures import SegDataSample
@@ -212,6 +213,33 @@ def test_contrast_head_projects_to_128_and_trains():
                      LocalBatch(torch.zeros(4, 3, 16, 16), samples))
     loss.backward()
     assert head.fc.weight.grad is not None
+
+
+def test_contrast_head_warns_once_when_its_embeddings_stay_collapsed(
+        caplog):
+    torch.manual_seed(0)
+    head = ContrastHead(
+        in_channels=16, in_stride=2, arch='small', collapse_patience=3)
+    samples = [DataSample().set_gt_label(i % 2) for i in range(8)]
+    batch = LocalBatch(torch.zeros(8, 3, 16, 16), samples)
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(caplog.handler)
+    try:
+        for _ in range(2):  # distinct inputs: spread-out embeddings
+            head.loss(torch.randn(8, 16, 8, 8) * 10, batch)
+        assert head.collapsed_batches == 0
+        same = torch.randn(1, 16, 8, 8).expand(8, -1, -1, -1)
+        for _ in range(6):  # one input repeated: every embedding alike
+            loss = head.loss(same, batch)
+        torch.testing.assert_close(loss, torch.tensor(math.log(7)))
+    finally:
+        logger.removeHandler(caplog.handler)
+    warnings = [r for r in caplog.records if 'collapsed' in r.getMessage()]
+    assert len(warnings) == 1
+    assert 'log(N - 1) = 1.95' in warnings[0].getMessage()
+    head.eval()  # evaluation batches are not watched
+    head.loss(same, batch)
+    assert head.collapsed_batches == 6
 
 
 @pytest.mark.parametrize('head', [
