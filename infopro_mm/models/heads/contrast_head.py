@@ -136,6 +136,7 @@ class ContrastHead(LocalClsHead):
                 f'training batches are collapsed (mean resultant length '
                 f'{resultant:.4f}; the loss sits at log(N - 1) = '
                 f'{math.log(max(2, z.shape[0]) - 1):.2f} and its gradient '
-                'vanishes), so this local module no longer learns from its '
-                'task term. README, "Does accuracy hold?", shows where this '
-                'happened and what to do')
+                'nearly vanishes): while they stay so, this local module '
+                'learns almost nothing from its task term. Some heads escape '
+                'after a few hundred iterations, some never do; '
+                'docs/accuracy.md shows where this happened and what to do')
