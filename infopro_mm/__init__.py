@@ -10,10 +10,12 @@ from .utils.dependencies import check_mm_versions
 
 check_mm_versions()
 
-from . import datasets, engine, models, registry, utils  # noqa: E402
+from . import apis, datasets, engine, models, registry, utils  # noqa: E402
 from .utils import register_config_scope  # noqa: E402
 from .version import __version__  # noqa: E402
 
 register_config_scope()
 
-__all__ = ['__version__', 'datasets', 'engine', 'models', 'registry', 'utils']
+__all__ = [
+    '__version__', 'apis', 'datasets', 'engine', 'models', 'registry', 'utils'
+]

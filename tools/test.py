@@ -21,8 +21,8 @@ import sys
 from mmengine.config import Config, DictAction
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
+from infopro_mm.apis import inference_config
 from infopro_mm.engine import build_runner
-from infopro_mm.models import is_infopro_config
 from infopro_mm.utils import (MissingExtraError, allow_trusted_checkpoints,
                               destroy_distributed, init_cpu_distributed,
                               load_config)
@@ -150,8 +150,7 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    if is_infopro_config(cfg.model):
-        cfg.model.train_cfg = None  # inference build
+    cfg = inference_config(cfg)  # InfoPro: no local heads, no planning
     if args.tta:
         enable_tta(cfg)
     if args.show or args.show_dir:
