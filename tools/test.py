@@ -101,7 +101,7 @@ def _scope(cfg: Config) -> str:
 
 def enable_visualization(cfg: Config, show: bool, show_dir: str,
                          wait_time: float) -> None:
-    """Switch on the config's visualization hook (``--show``/``--show-dir``)."""
+    """Switch on the config's visualization hook (--show, --show-dir)."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
         raise ValueError('--show/--show-dir need default_hooks.visualization '

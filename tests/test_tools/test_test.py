@@ -86,8 +86,10 @@ def test_out_and_show_dir_as_mmseg(tiny_digits_seg, tmp_path):
     path = str(tmp_path / 'plain.pth')
     torch.save(dict(state_dict=plain), path)
     out, vis = tmp_path / 'pred', tmp_path / 'vis'
-    scores(INFOPRO, path, tiny_digits_seg, tmp_path, '--out', str(out),
-           '--show-dir', str(vis))
+    run_tool('tools/test.py', INFOPRO, path, '--work-dir',
+             str(tmp_path / 'test'), '--out', str(out), '--show-dir',
+             str(vis), '--cfg-options', *demo_data_options(tiny_digits_seg),
+             'default_hooks.visualization.interval=1')  # every batch
     val = sorted(glob.glob(osp.join(tiny_digits_seg, 'img_dir/val/*')))
     maps = sorted(glob.glob(str(out / '*.png')))
     assert [osp.splitext(osp.basename(p))[0] for p in maps] == [
@@ -95,7 +97,7 @@ def test_out_and_show_dir_as_mmseg(tiny_digits_seg, tmp_path):
     ]
     for pred in maps:  # label ids, one PNG per image
         assert set(np.unique(np.array(Image.open(pred)))) == {3}
-    drawn = glob.glob(str(vis / '**' / '*.png'), recursive=True)
+    drawn = glob.glob(str(vis / 'vis_data' / 'vis_image' / '*.png'))
     assert len(drawn) == len(val)
 
 
