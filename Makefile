@@ -10,7 +10,7 @@ install: $(STAMP)
 
 # Re-runs only when the pins or the installer change; the installer itself
 # skips every step that is already done.
-$(STAMP): requirements.txt setup.py tools/install_env.sh
+$(STAMP): $(wildcard requirements/*.txt) setup.py tools/install_env.sh
 	VENV=$(VENV) bash tools/install_env.sh
 	touch $(STAMP)
 

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Installs the pinned infopro_mm environment into ./.venv (see README, "Install").
 #
-# Order matters: torch first, then mmcv built against that torch, then the
-# OpenMMLab packages and infopro_mm itself. Safe to run again: every step is a
-# no-op when its pinned version is already installed.
+# The versions are those of requirements/constraints.txt; the ranges and
+# extras are requirements/*.txt (read by setup.py too).
+# Order matters: torch first, then mmcv built against that torch, then
+# infopro_mm itself with every extra ([all,tests]). Safe to run again: every
+# step is a no-op when its pinned version is already installed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3.11}"
-REQ="$ROOT/requirements.txt"
+PINS="$ROOT/requirements/constraints.txt"
 # Wheels this script builds itself (mmcv), kept per torch version because
 # pip's own wheel cache does not key on the torch a wheel was built against.
 WHEELHOUSE="$ROOT/.cache/wheels"
 
-pin() { grep -E "^$1==" "$REQ" | head -n1; }
+pin() { grep -E "^$1==" "$PINS" | head -n1; }
 log() { printf '[install] %s\n' "$*"; }
 
 command -v "$PY" >/dev/null || PY=python3
@@ -68,9 +70,8 @@ else
   fi
 fi
 
-log "OpenMMLab packages and the rest of requirements.txt"
-"${PIP[@]}" install -q -r "$REQ"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+log "infopro_mm[all,tests] (editable) and its requirements, pinned by $(basename "$PINS")"
+"${PIP[@]}" install -q -c "$PINS" --no-build-isolation -e "$ROOT[all,tests]"
 
 log "verifying the stack"
 "$VENV/bin/python" - <<'PY'

@@ -7,14 +7,16 @@ import argparse
 import logging
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.engine import build_runner
-from infopro_mm.utils import (allow_trusted_checkpoints, destroy_distributed,
-                              init_cpu_distributed)
+from infopro_mm.utils import (MissingExtraError, allow_trusted_checkpoints,
+                              destroy_distributed, init_cpu_distributed,
+                              load_config)
 
 AMP_TYPES = {
     'OptimWrapper': 'AmpOptimWrapper',
@@ -89,7 +91,10 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 def main() -> None:
     args = parse_args()
     allow_trusted_checkpoints()
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except MissingExtraError as exc:
+        sys.exit(f'error: {exc}')
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -1,11 +1,17 @@
 from .arguments import check_arguments, checked_init
 from .collect_env import collect_env, package_versions
+from .dependencies import (DOWNSTREAM, MissingExtraError, check_mm_versions,
+                           is_available, load_config, mm_version_ranges)
 from .memory import SavedTensorTracker
 from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
-                        init_cpu_distributed)
+                        init_cpu_distributed, register_all_modules,
+                        register_config_scope)
 
 __all__ = [
-    'SavedTensorTracker', 'allow_trusted_checkpoints', 'check_arguments',
+    'DOWNSTREAM', 'MissingExtraError', 'SavedTensorTracker',
+    'allow_trusted_checkpoints', 'check_arguments', 'check_mm_versions',
     'checked_init', 'collect_env', 'destroy_distributed',
-    'init_cpu_distributed', 'package_versions'
+    'init_cpu_distributed', 'is_available', 'load_config',
+    'mm_version_ranges', 'package_versions', 'register_all_modules',
+    'register_config_scope'
 ]

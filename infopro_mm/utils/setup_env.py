@@ -4,11 +4,37 @@ import os
 
 import torch
 import torch.distributed as dist
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.logging import print_log
 
 __all__ = [
-    'allow_trusted_checkpoints', 'destroy_distributed', 'init_cpu_distributed'
+    'allow_trusted_checkpoints', 'destroy_distributed', 'init_cpu_distributed',
+    'register_all_modules', 'register_config_scope'
 ]
+
+
+def register_config_scope() -> None:
+    """Let mmengine resolve ``infopro_mm::`` config names.
+
+    mmengine 0.10.7 resolves ``PACKAGE::FOLDER/FILE.py`` (in ``_base_``,
+    ``mmengine.hub.get_config``/``get_model``) only for the packages of its
+    table ``mmengine.config.utils.MODULE2PACKAGE`` (import name ->
+    distribution), and reads the file from the installed package's
+    ``.mim/configs/``. ``import infopro_mm`` adds itself to that table;
+    mmengine offers no other way for a package to join it.
+    """
+    MODULE2PACKAGE.setdefault('infopro_mm', 'infopro_mm')
+
+
+def register_all_modules() -> None:
+    """Import every module of infopro_mm that registers components.
+
+    ``mmengine.hub.get_model('infopro_mm::...')`` calls it. It sets no
+    default scope: infopro_mm configs keep their downstream one.
+    """
+    import infopro_mm.datasets  # noqa: F401
+    import infopro_mm.engine  # noqa: F401
+    import infopro_mm.models  # noqa: F401
 
 
 def allow_trusted_checkpoints() -> None:

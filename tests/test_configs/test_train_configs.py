@@ -18,6 +18,11 @@ CITYSCAPES = [
     'deeplabv3_r101_dgl_k2_cityscapes.py',
     'deeplabv3_r101_infopro_k4_balanced_cityscapes.py',
 ]
+# the authors' released end-to-end baselines (model-index.yml)
+CITYSCAPES_E2E = [
+    'deeplabv3_r101_e2e_40k_cityscapes.py',
+    'deeplabv3_r101_e2e_60k_cityscapes.py',
+]
 IMAGENET = [
     'resnet101_infopro_k2_imagenet.py',
     'resnet152_infopro_k2_imagenet.py',
@@ -86,17 +91,24 @@ def common(batch: int = 2) -> list:
     ]
 
 
-def cityscapes(root) -> list:
+def cityscapes_e2e(root) -> list:
     return [
         *loaders('dataset.data_root', f'{root}/cityscapes'),
         'train_dataloader.dataset.pipeline.2.scale=(128,64)',
         'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
         'val_dataloader.dataset.pipeline.1.scale=(128,64)',
-        'data_preprocessor.size=(64,64)',
-        'model.architecture.pretrained=None',
-        'model.split.input_size=(64,64)',
+        'data_preprocessor.size=(64,64)', 'model.pretrained=None',
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
         'default_hooks.checkpoint.interval=2', *common()
+    ]
+
+
+def cityscapes(root) -> list:
+    return [
+        option for option in cityscapes_e2e(root)
+        if option != 'model.pretrained=None'
+    ] + [
+        'model.architecture.pretrained=None', 'model.split.input_size=(64,64)'
     ]
 
 
@@ -191,8 +203,24 @@ def test_every_config_is_covered():
                            recursive=True)
     }
     configs = {c for c in configs if '_base_' not in c.split(osp.sep)}
-    assert configs == set(CITYSCAPES + IMAGENET + COCO + DEMO +
-                          CONVERTER_TESTED + CIFAR10)
+    assert configs == set(CITYSCAPES + CITYSCAPES_E2E + IMAGENET + COCO +
+                          DEMO + CONVERTER_TESTED + CIFAR10)
+
+
+@pytest.mark.parametrize('config', CITYSCAPES + CITYSCAPES_E2E)
+def test_cityscapes_configs_carry_mmseg_multi_scale_flip_tta(config):
+    """`tools/test.py CONFIG CKPT --tta` is the paper's MS+Flip row:
+    mmseg's SegTTAModel over scales 0.5-1.75, each unflipped and flipped."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    assert cfg.tta_model.type == 'SegTTAModel'
+    load, tta = cfg.tta_pipeline
+    assert (load.type, tta.type) == ('LoadImageFromFile', 'TestTimeAug')
+    scales, flips, *_ = tta.transforms
+    assert [t.scale_factor for t in scales] == [0.5, 0.75, 1.0, 1.25, 1.5,
+                                                 1.75]
+    assert [(t.type, t.prob) for t in flips] == [('RandomFlip', 0.),
+                                                  ('RandomFlip', 1.)]
 
 
 @pytest.mark.parametrize('config', CIFAR10)
@@ -236,6 +264,7 @@ def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
 
 @pytest.mark.parametrize('config,overrides,metric', [
     *[(c, cityscapes, 'mIoU') for c in CITYSCAPES],
+    *[(c, cityscapes_e2e, 'mIoU') for c in CITYSCAPES_E2E],
     *[(c, imagenet, 'accuracy/top1') for c in IMAGENET],
     *[(c, coco, 'coco/bbox_mAP') for c in COCO],
     *[(c, demo, 'mIoU') for c in DEMO],

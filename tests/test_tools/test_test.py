@@ -1,12 +1,18 @@
-"""tools/test.py scores the checkpoint it is given, whatever its layout."""
+"""tools/test.py scores the checkpoint it is given, whatever its layout,
+and saves or draws predictions as the downstream tools do."""
+import glob
 import os.path as osp
 import re
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
 from conftest import REPO, demo_data_options, run_tool
 from mmengine.config import Config
+from mmengine.fileio import load
+from PIL import Image
 from mmengine.registry import DefaultScope
 
 from infopro_mm.registry import MODELS
@@ -14,6 +20,7 @@ from infopro_mm.registry import MODELS
 DEMO = osp.join(REPO, 'configs/demo')
 E2E = osp.join(DEMO, 'deeplabv3_r18-d8_e2e_digits-64x64.py')
 INFOPRO = osp.join(DEMO, 'deeplabv3_r18-d8_infopro-k2_digits-64x64.py')
+CLASSIFIER = osp.join(REPO, 'tests/data/configs/toy_infopro_imagenet.py')
 
 
 def build(config):
@@ -69,3 +76,44 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_digits_seg,
         'model' in result.stderr
     assert 'architecture.decode_head.conv_seg.weight (5, 64, 1, 1) vs ' \
         '(11, 64, 1, 1)' in result.stderr
+
+
+def test_out_and_show_dir_as_mmseg(tiny_digits_seg, tmp_path):
+    # class 3 everywhere, as above
+    torch.manual_seed(5)
+    plain = build(E2E).state_dict()
+    plain['decode_head.conv_seg.bias'][3] = 100.
+    path = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=plain), path)
+    out, vis = tmp_path / 'pred', tmp_path / 'vis'
+    run_tool('tools/test.py', INFOPRO, path, '--work-dir',
+             str(tmp_path / 'test'), '--out', str(out), '--show-dir',
+             str(vis), '--cfg-options', *demo_data_options(tiny_digits_seg),
+             'default_hooks.visualization.interval=1')  # every batch
+    val = sorted(glob.glob(osp.join(tiny_digits_seg, 'img_dir/val/*')))
+    maps = sorted(glob.glob(str(out / '*.png')))
+    assert [osp.splitext(osp.basename(p))[0] for p in maps] == [
+        osp.splitext(osp.basename(p))[0] for p in val
+    ]
+    for pred in maps:  # label ids, one PNG per image
+        assert set(np.unique(np.array(Image.open(pred)))) == {3}
+    drawn = glob.glob(str(vis / 'vis_data' / 'vis_image' / '*.png'))
+    assert len(drawn) == len(val)
+
+
+def test_out_as_mmpretrain_dumps_a_pickle(tiny_data, tmp_path,
+                                          mmpretrain_scope):
+    cfg = Config.fromfile(CLASSIFIER)
+    path = str(tmp_path / 'classifier.pth')
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), path)
+    out = tmp_path / 'predictions.pkl'
+    run_tool('tools/test.py', CLASSIFIER, path, '--work-dir',
+             str(tmp_path / 'test'), '--out', str(out), '--cfg-options',
+             f'test_dataloader.dataset.data_root={tiny_data}/imagenet')
+    predictions = load(str(out))
+    val = glob.glob(str(tiny_data / 'imagenet' / 'val' / '*.JPEG'))
+    assert len(predictions) == len(val) > 0
+    assert {'pred_score', 'pred_label'} <= set(predictions[0])
+    with pytest.raises(AssertionError, match=r'\.pkl file'):
+        run_tool('tools/test.py', CLASSIFIER, path, '--out',
+                 str(tmp_path / 'predictions'))

@@ -1,3 +1,6 @@
-from .cifar_resnet import CIFARResNet
+from infopro_mm.utils.dependencies import is_available
 
-__all__ = ['CIFARResNet']
+__all__ = []
+if is_available('mmpretrain'):  # an mmpretrain backbone (extra [cls])
+    from .cifar_resnet import CIFARResNet
+    __all__ += ['CIFARResNet']

@@ -1,4 +1,5 @@
 """Splits a ResNet-family backbone into gradient-isolated local modules."""
+import importlib
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -7,21 +8,22 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
+from infopro_mm.utils.dependencies import DOWNSTREAM, is_available
 
 __all__ = ['BasicLayer', 'ResNetSplitter', 'supported_backbones',
            'uniform_cuts']
 
 
 def supported_backbones() -> Tuple[type, ...]:
-    """The ResNet base classes of mmseg, mmdet and mmpretrain.
+    """The ResNet base classes of those of mmseg, mmdet and mmpretrain that
+    are installed.
 
     Their subclasses (ResNetV1c, ResNetV1d, ResNeXt, ResNet_CIFAR) share the
     stem + ``res_layers`` structure this splitter relies on.
     """
-    from mmdet.models.backbones import ResNet as DetResNet
-    from mmpretrain.models.backbones import ResNet as ClsResNet
-    from mmseg.models.backbones import ResNet as SegResNet
-    return SegResNet, DetResNet, ClsResNet
+    return tuple(
+        importlib.import_module(f'{package}.models.backbones').ResNet
+        for package in DOWNSTREAM if is_available(package))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from .inference import inference_config
+
+__all__ = ['inference_config']
