@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the pinned infopro_mm environment into ./.venv (see README, "Install").
+# Installs the pinned infopro_mm environment into ./.venv (see docs/install.md).
 #
 # The versions are those of requirements/constraints.txt; the ranges and
 # extras are requirements/*.txt (read by setup.py too).

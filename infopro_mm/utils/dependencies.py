@@ -115,5 +115,5 @@ def check_mm_versions() -> None:
         what = 'none is installed' if found is None else f'found {found}'
         raise ImportError(
             f'infopro_mm needs {name}{spec}, {what}: install a version in '
-            f'that range (README, "Install": `make install`, or `mim install '
+            f'that range (docs/install.md: `make install`, or `mim install '
             f'"{name}{spec}"`)')

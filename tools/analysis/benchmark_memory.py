@@ -32,7 +32,7 @@ instrumented iteration under :class:`~infopro_mm.utils.SavedTensorTracker`,
 ``--iters 0`` that instrumented iteration also gives the step time (for
 models too heavy to run twice; ``step_time_source`` says which).
 
-Figures (README, "Memory and time benchmark", says how they are measured):
+Figures (docs/benchmarks.md says how they are measured):
 
 - ``saved_peak_bytes``: peak bytes of tensors saved for backward (exact,
   device independent), with a per-module breakdown;

@@ -6,7 +6,7 @@ module and head reports the norm of the gradient of the *weighted* head loss
 with respect to the module output h, averaged over the batches. Their ratio
 is the balance the loss weights set: a reconstruction term whose gradient is
 several times the task term's leaves the first modules learning the input
-rather than the label (see README, "Does accuracy hold?").
+rather than the label (see docs/accuracy.md).
 
 Nothing is trained or written; BN statistics and the model are used in
 training mode on copies of the batches.

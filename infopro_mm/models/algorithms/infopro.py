@@ -88,7 +88,7 @@ class InfoPro(BaseModel):
             either one float for every local module or ``(first, last)``,
             interpolated linearly from the first to the (K-1)-th module
             (paper §4). Every local head needs one: the paper tunes them per
-            network and K (README, "Loss weights"), so there is no default.
+            network and K (docs/configs.md, "Loss weights"), so there is no default.
         data_preprocessor (dict | nn.Module, optional): Replaces the
             architecture's own when given (mmengine's Runner passes the
             config's top-level ``data_preprocessor``). Defaults to None.
@@ -180,8 +180,8 @@ class InfoPro(BaseModel):
             raise ValueError(
                 f'local heads {sorted(missing)} have no loss weight: give '
                 '`loss_weights` for every local head (e.g. the authors\' '
-                'ResNet-32 K=2 setting dict(recon=5, task=1); README, "Loss '
-                'weights", lists the published ones)')
+                'ResNet-32 K=2 setting dict(recon=5, task=1); docs/configs.md, '
+                '"Loss weights", lists the published ones)')
         # Multipliers of the configured weights, scheduled by InfoProHook.
         self.weight_factors = {name: 1.0 for name in self.head_cfgs}
         self.task_info = task_info(architecture)
