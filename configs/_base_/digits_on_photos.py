@@ -14,9 +14,9 @@
 # Schedule: the paper's CIFAR recipe (SGD, Nesterov, momentum 0.9, weight
 # decay 1e-4, linear warm-up then cosine) at batch 32, lr 0.8 * 32 / 1024 =
 # 0.025 (the linear scaling rule), for 400 iterations (2.6 epochs), so that
-# the CPU grid (39 runs) fits in about 1.5 hours on 2 cores (at batch 64 and
-# 600 iterations one E2E run took 9.5 min on 2026-12-02's machine; the grid
-# would have taken about 4 hours). No flip (digits are not symmetric); the
+# the CPU grid (39 runs) fits in about 2 hours on 2 cores (7,593 s measured
+# on 2026-12-02; at batch 64 and 600 iterations one E2E run took 9.5 min on
+# that machine and the grid would have taken about 4 hours). No flip (digits are not symmetric); the
 # paper's crop of the image padded by 4.
 data_root = 'data/digits_on_photos'
 # arguments of make_digits_classification (the set is rebuilt when they

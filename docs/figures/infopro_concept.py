@@ -16,16 +16,17 @@ OUT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
 
 def box(ax, x, y, w, h, text, color, fontsize=9):
     ax.add_patch(
-        FancyBboxPatch((x, y), w, h, boxstyle='round,pad=0.02,rounding_size=0.08',
+        FancyBboxPatch((x, y), w, h,
+                       boxstyle='round,pad=0.02,rounding_size=0.08',
                        fc=color, ec='black', lw=1))
     ax.text(x + w / 2, y + h / 2, text, ha='center', va='center',
             fontsize=fontsize)
 
 
-def arrow(ax, start, end, style='-|>', color='black', ls='-'):
+def arrow(ax, start, end):
     ax.add_patch(
-        FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12,
-                        color=color, lw=1.2, ls=ls))
+        FancyArrowPatch(start, end, arrowstyle='-|>', mutation_scale=12,
+                        color='black', lw=1.2))
 
 
 def main() -> None:

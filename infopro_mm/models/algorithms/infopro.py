@@ -88,7 +88,8 @@ class InfoPro(BaseModel):
             either one float for every local module or ``(first, last)``,
             interpolated linearly from the first to the (K-1)-th module
             (paper §4). Every local head needs one: the paper tunes them per
-            network and K (docs/configs.md, "Loss weights"), so there is no default.
+            network and K (docs/configs.md, "Loss weights"), so there is no
+            default.
         data_preprocessor (dict | nn.Module, optional): Replaces the
             architecture's own when given (mmengine's Runner passes the
             config's top-level ``data_preprocessor``). Defaults to None.
