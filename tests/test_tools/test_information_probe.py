@@ -150,3 +150,34 @@ def test_checkpoint_with_missing_keys_fails_clearly(runs, monkeypatch):
     assert '1 missing keys: architecture.backbone.layer2.0.conv1.weight' \
         in message
     assert not osp.exists(out)
+
+
+def test_explicit_layer_indices(runs):
+    root, made = runs
+    out = str(root / 'indices')
+    # the module ends of the InfoPro run, probed on the end-to-end model
+    run_tool(TOOL, *made['e2e'], '--layers', '9,4', '--out', out, '--epochs',
+             '1', '--batch-size', '16', '--num-train', '32')
+    with open(osp.join(out, 'information_probe.json')) as f:
+        report = json.load(f)
+    assert report['settings']['layers'] == [4, 9]
+    (e2e, ) = report['runs']
+    assert [(e['index'], e['name'], e['module_end'])
+            for e in e2e['layers']] == [(4, 'layer2.0', False),
+                                        (9, 'layer3.2', True)]
+
+
+@pytest.mark.parametrize('layers, message', [
+    ('10', 'has only 10 basic layers (0-9)'),
+    ('2,x', 'comma-separated basic-layer indices'),
+])
+def test_bad_layer_indices_fail_clearly(runs, monkeypatch, capsys, layers,
+                                        message):
+    root, made = runs
+    out = str(root / 'bad_layers')
+    monkeypatch.setattr(sys, 'argv',
+                        [TOOL, *made['e2e'], '--layers', layers, '--out', out])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(osp.join(REPO, TOOL), run_name='__main__')
+    assert message in str(exc.value.code) + capsys.readouterr().err
+    assert not osp.exists(out)

@@ -64,7 +64,7 @@ objects): probe only files you trust.
 Usage:
     python tools/analysis/information_probe.py CONFIG CHECKPOINT
         [--name NAME] [--run NAME CONFIG CHECKPOINT ...] [--out DIR]
-        [--layers all|modules] [--device cpu|cuda] [--epochs 10]
+        [--layers all|modules|I,J,...] [--device cpu|cuda] [--epochs 10]
         [--batch-size 128] [--num-train N] [--num-test N] [--seed 0]
         [--cfg-options k=v ...]
 """
@@ -76,7 +76,7 @@ import os.path as osp
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -180,6 +180,28 @@ class Run:
     datasets: Tuple[dict, dict]
 
 
+def layer_selection(value: str) -> Union[str, List[int]]:
+    """Parse ``--layers``: ``'all'``, ``'modules'`` or indices ``'3,7'``.
+
+    Args:
+        value (str): The option's value.
+
+    Returns:
+        str | list[int]: The keyword, or the sorted distinct indices.
+    """
+    if value in ('all', 'modules'):
+        return value
+    try:
+        indices = sorted({int(v) for v in value.split(',')})
+    except ValueError:
+        indices = []
+    if not indices or indices[0] < 0:
+        raise argparse.ArgumentTypeError(
+            f'expected "all", "modules" or comma-separated basic-layer '
+            f'indices >= 0, got {value!r}')
+    return indices
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -201,10 +223,13 @@ def parse_args() -> argparse.Namespace:
         help='folder of the JSON and the plot')
     parser.add_argument(
         '--layers',
-        choices=['all', 'modules'],
+        type=layer_selection,
         default='all',
-        help='probe every basic layer, or only the ends of local modules '
-        '(every layer of an end-to-end model)')
+        help='probe every basic layer ("all"), only the ends of local '
+        'modules ("modules"; every layer of an end-to-end model), or the '
+        'basic layers of the given comma-separated indices (e.g. "3,7,11,15"'
+        ', the module ends of a K=4 run, to compare an end-to-end model at '
+        'the same depths)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument(
         '--epochs',
@@ -541,9 +566,16 @@ def probe_run(run: Run, args: argparse.Namespace, settings: Settings,
     name, cfg, model, shapes = run.name, run.cfg, run.model, run.shapes
     layers = run.splitter.basic_layers
     ends = module_ends(model, len(layers))
-    selected = (
-        ends if args.layers == 'modules' and isinstance(model, InfoPro) else
-        range(len(layers)))
+    if isinstance(args.layers, list):
+        if max(args.layers) >= len(layers):
+            raise ProbeError(f'--layers {args.layers}: {name} has only '
+                             f'{len(layers)} basic layers (0-'
+                             f'{len(layers) - 1})')
+        selected = args.layers
+    elif args.layers == 'modules' and isinstance(model, InfoPro):
+        selected = ends
+    else:
+        selected = list(range(len(layers)))
     workers = cfg.test_dataloader.get('num_workers', 0)
     logger.info(f'[{name}] {type(model).__name__}, {len(layers)} basic '
                 f'layers, module ends {ends}; loading data')
@@ -588,7 +620,7 @@ def probe_run(run: Run, args: argparse.Namespace, settings: Settings,
         layers=[])
     feats = (train.inputs, test.inputs)
     tic = time.perf_counter()
-    for idx, layer in enumerate(layers):
+    for idx, layer in enumerate(layers[:max(selected) + 1]):
         feats = tuple(run_layer(layer, f, settings) for f in feats)
         if idx not in selected:
             continue
