@@ -152,6 +152,7 @@ class InfoPro(BaseModel):
                                          type(architecture.data_preprocessor))
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self._keep_batch_augments(architecture.data_preprocessor)
         self.for_training = train_cfg is not None
         # One preprocessor for training and inference alike.
         architecture.data_preprocessor = self.data_preprocessor
@@ -204,6 +205,33 @@ class InfoPro(BaseModel):
 
     # ------------------------------------------------------------------
     # construction helpers
+
+    def _keep_batch_augments(self, own: nn.Module) -> None:
+        """Carry the architecture's batch augments over to the replacement.
+
+        mmpretrain's ``ImageClassifier`` turns ``train_cfg.augments``
+        (Mixup, CutMix) into its own preprocessor's ``batch_augments``; the
+        runner's top-level ``data_preprocessor`` dict that replaces that
+        preprocessor does not have them, and training would silently run
+        without them.
+
+        Args:
+            own (nn.Module): The architecture's own preprocessor.
+        """
+        augments = getattr(own, 'batch_augments', None)
+        pre = self.data_preprocessor
+        if (augments is not None and pre is not own
+                and getattr(pre, 'batch_augments', augments) is None):
+            pre.batch_augments = augments
+            # mmpretrain mixes one-hot scores: those settings come along
+            for name in ('to_onehot', 'num_classes'):
+                if hasattr(own, name) and getattr(pre, name, None) in (None,
+                                                                   False):
+                    setattr(pre, name, getattr(own, name))
+            MMLogger.get_current_instance().info(
+                f'InfoPro: the data preprocessor keeps the architecture\'s '
+                f'batch augments ({type(augments).__name__})')
+
     def _build_heads(self, shape: Tuple[int, int]) -> ModuleDict:
         """Local heads for a module output of ``(channels, stride)``."""
         channels, stride = shape

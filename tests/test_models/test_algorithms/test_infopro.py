@@ -348,3 +348,34 @@ def test_dgl_preset_skips_the_decoder(mmseg_scope):
     assert set(model.local_log_vars) == {'local1.loss_task'}
     assert not any(n.startswith('local_heads.0.recon') for n in wrapper.grads)
     assert is_list_of(list(model.local_log_vars.values()), torch.Tensor)
+
+
+def test_runner_preprocessor_keeps_the_architectures_batch_augments():
+    # mmpretrain's ImageClassifier turns `train_cfg.augments` (Mixup, CutMix)
+    # into its preprocessor's batch augments; the runner's top-level
+    # `data_preprocessor` dict that replaces that preprocessor has none
+    architecture = dict(
+        tiny_resnet_classifier(),
+        train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8)]))
+    runner_dict = dict(
+        mean=[125.307, 122.961, 113.8575],
+        std=[51.5865, 50.847, 51.255],
+        num_classes=5)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        # (ImageClassifier adds them to the dict it is given: give a copy)
+        plain = MODELS.build(
+            dict(architecture, data_preprocessor=copy.deepcopy(runner_dict)))
+        model = InfoPro(
+            architecture=architecture,
+            split=dict(num_modules=2),
+            local_heads=CLS_HEADS,
+            loss_weights=dict(recon=1.0, task=1.0),
+            data_preprocessor=runner_dict)
+    assert plain.data_preprocessor.batch_augments is not None
+    augments = model.data_preprocessor.batch_augments
+    assert [type(a).__name__ for a in augments.augments] == ['Mixup']
+    assert model.architecture.data_preprocessor is model.data_preprocessor
+    torch.manual_seed(0)
+    data = model.data_preprocessor(cls_batch(num=4, num_classes=5), True)
+    scores = torch.stack([s.gt_score for s in data['data_samples']])
+    assert scores.shape == (4, 5) and (scores < 1).any()
