@@ -17,6 +17,10 @@ CITYSCAPES = [
     'deeplabv3_r50_infopro_k2_640x1280_cityscapes.py',
     'deeplabv3_r101_dgl_k2_cityscapes.py',
     'deeplabv3_r101_infopro_k4_balanced_cityscapes.py',
+    # InfoPro's successor MAN as local heads
+    'deeplabv3_r101_infopro-man_k2_cityscapes.py',
+    'deeplabv3_r101_dgl-man_k2_cityscapes.py',
+    'deeplabv3_r101_infopro-man_k4_balanced_cityscapes.py',
 ]
 # the authors' released end-to-end baselines (model-index.yml)
 CITYSCAPES_E2E = [

@@ -295,3 +295,32 @@ def test_auglocal_fails_loudly_without_depth_or_later_layers():
         AugLocalHead(16, 1, num_classes=5)
     with pytest.raises(ValueError, match='basic layers after its module'):
         AugLocalHead(16, 1, num_classes=5, depth=2)
+
+
+# ------------------------------------------------------ memory planning
+def test_planner_profiles_the_successor_heads():
+    """InfoPro*'s profile measures these heads as built at every layer."""
+    profiles = {
+        name: build(heads, dict(task=1.0)).profile_memory((32, 32), 2)
+        for name, heads in (('plain', dict(task=CLS)),
+                            ('man', dict(task=man(CLS))),
+                            ('auglocal', dict(task=aug(2))))
+    }
+    plain, with_man, auglocal = (profiles[n]['head_bytes']
+                                 for n in ('plain', 'man', 'auglocal'))
+    # the copies' activations come on top of the classifier's (9 layers;
+    # no head can follow the last one)
+    assert all(m > p > 0 for m, p in zip(with_man[:-1], plain[:-1]))
+    assert all(a > 0 for a in auglocal[:-1])
+    assert with_man[-1] == auglocal[-1] == 0
+    # the planner runs with them
+    torch.manual_seed(0)
+    model = InfoPro(
+        architecture=tiny_resnet_classifier(),
+        split=dict(
+            num_modules=3, policy='balanced', input_size=(32, 32),
+            batch_size=2),
+        local_heads=dict(task=man(CLS)),
+        loss_weights=dict(task=1.0))
+    assert len(model.splitter.cuts) == 2
+    assert model.memory_profile['head_bytes'] == with_man
