@@ -1,5 +1,6 @@
 """The InfoPro algorithm (Wang et al., ICLR 2021) around an OpenMMLab model."""
 import inspect
+import weakref
 from contextlib import contextmanager
 from functools import partial
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
@@ -381,14 +382,15 @@ class InfoPro(BaseModel):
         A torch step post-hook fires exactly once per real optimizer step,
         so gradient accumulation and AMP-skipped steps are respected.
         """
-        if getattr(self, '_watched_optimizer', None) is optimizer:
+        watched, handle = getattr(self, '_step_hook', (None, None))
+        if watched is not None and watched() is optimizer:
             return
-        handle = getattr(self, '_step_hook', None)
         if handle is not None:
             handle.remove()
-        self._watched_optimizer = optimizer
-        self._step_hook = optimizer.register_step_post_hook(
-            lambda *_: self.after_optimizer_step())
+        # a weak reference: the model does not keep the optimizer alive
+        self._step_hook = (weakref.ref(optimizer),
+                           optimizer.register_step_post_hook(
+                               lambda *_: self.after_optimizer_step()))
 
     def after_optimizer_step(self) -> None:
         """Run every local head's ``after_optimizer_step()`` (if any)."""
