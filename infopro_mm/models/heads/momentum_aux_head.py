@@ -74,10 +74,10 @@ class MomentumAuxHead(BaseLocalHead):
     - the update follows each iteration's step (the code updates right
       after the local backward, before that iteration's step, i.e. from the
       weights one step older; here it uses the weights just written);
-    - momentum 0.995: the value of the project's brief for this head, said
-      to be the published one; the paper's text was not available to check
-      it. The code's default is 0.999 (model) and ``--momentum`` defaults
-      to 1.0 in ``train.py`` (no published command line);
+    - momentum 0.995: the value reported for MAN, not checked against the
+      paper's text (which could not be read when this was written). The
+      code's default is 0.999 (model) and ``--momentum`` defaults to 1.0
+      in ``train.py`` (no published command line);
     - both copies start equal to the live layer here; in the authors'
       code the copies are made before their global re-initialisation loop,
       so both start from fresh Kaiming draws instead.
