@@ -134,6 +134,33 @@ def test_ema_follows_every_optimizer_step_and_is_not_in_the_optimizer():
     assert len(steps) == 2
 
 
+def test_ema_skips_the_steps_amp_skips(monkeypatch):
+    """An AMP step skipped for inf gradients moves neither the weights nor
+    the EMA (CPU GradScaler; mmengine's device check lifted)."""
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp
+
+    from infopro_mm.engine import InfoProAmpOptimWrapper
+    monkeypatch.setattr(amp, 'is_cuda_available', lambda: True)
+    model = build(dict(task=man(CLS)), dict(task=1.0))
+    wrapper = InfoProAmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        loss_scale=dict(init_scale=1024.))
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=1024.)
+    steps = []
+    wrapper.optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    head = model.local_heads[0]['task']
+    ema = head.ema[0].bn2.weight
+    old = ema.clone()
+    model.train_step(cls_batch(), wrapper)
+    assert len(steps) == 1 and not torch.equal(ema, old)
+    # inf gradients in module 1's head: the scaler skips the step
+    head.head.fc.weight.register_hook(lambda g: g * float('inf'))
+    old = ema.clone()
+    model.train_step(cls_batch(seed=1), wrapper)
+    assert wrapper.loss_scaler.get_scale() == 512.
+    assert len(steps) == 1 and torch.equal(ema, old)
+
+
 def grads_of(loss, model):
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = torch.autograd.grad(
