@@ -17,6 +17,10 @@ CITYSCAPES = [
     'deeplabv3_r50_infopro_k2_640x1280_cityscapes.py',
     'deeplabv3_r101_dgl_k2_cityscapes.py',
     'deeplabv3_r101_infopro_k4_balanced_cityscapes.py',
+    # InfoPro's successor MAN as local heads
+    'deeplabv3_r101_infopro-man_k2_cityscapes.py',
+    'deeplabv3_r101_dgl-man_k2_cityscapes.py',
+    'deeplabv3_r101_infopro-man_k4_balanced_cityscapes.py',
 ]
 # the authors' released end-to-end baselines (model-index.yml)
 CITYSCAPES_E2E = [
@@ -35,9 +39,14 @@ DEMO = [
     'demo/deeplabv3_r18-d8_e2e_digits-64x64.py',
 ]
 CIFAR10_METHODS = ('greedy-sl', 'dgl', 'infopro-softmax', 'infopro-contrast')
+# InfoPro's successors as local heads (MAN, AugLocal), at InfoPro's splits
+CIFAR10_SUCCESSORS = ('infopro-man', 'dgl-man', 'auglocal')
 CIFAR10 = [f'cifar10/resnet{depth}_e2e_cifar10.py' for depth in (32, 110)] + [
     f'cifar10/resnet{depth}_{method}_k{k}_cifar10.py' for depth in (32, 110)
     for method in CIFAR10_METHODS for k in (2, 4, 8, 16)
+] + [
+    f'cifar10/resnet32_{method}_k{k}_cifar10.py'
+    for method in CIFAR10_SUCCESSORS for k in (4, 8)
 ]
 # The authors' CIFAR-10 recipes (blackfeather-wang/InfoPro-Pytorch,
 # 'Experiments on CIFAR-SVHN-STL10/'): split points of networks/configs.py
@@ -223,6 +232,14 @@ def test_cityscapes_configs_carry_mmseg_multi_scale_flip_tta(config):
                                                   ('RandomFlip', 1.)]
 
 
+def head_kind(head) -> tuple:
+    """(class, arch) of a local head; (class, inner class) of a wrapper."""
+    inner = getattr(head, 'head', None)
+    if inner is not None:
+        return type(head).__name__, type(inner).__name__
+    return type(head).__name__, getattr(head, 'arch', None)
+
+
 @pytest.mark.parametrize('config', CIFAR10)
 def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
     """Split points, heads and per-module lambdas of the built model."""
@@ -246,7 +263,7 @@ def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
         'stem' if s == 0 else f'layer{s}.{b}' for s, b in split
     ]
     heads = {
-        name: (type(head).__name__, head.arch)
+        name: head_kind(head)
         for name, head in model.local_heads[0].items()
     }
     assert heads == {
@@ -256,7 +273,14 @@ def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
                                 task=('LocalClsHead', 'small')),
         'infopro-contrast': dict(recon=('ReconstructionHead', 'small'),
                                  task=('ContrastHead', 'small')),
+        # MAN wraps the heads of the method it extends
+        'infopro-man': dict(recon=('MomentumAuxHead', 'ReconstructionHead'),
+                            task=('MomentumAuxHead', 'ContrastHead')),
+        'dgl-man': dict(task=('MomentumAuxHead', 'LocalClsHead')),
+        'auglocal': dict(task=('AugLocalHead', None)),
     }[method]
+    if method == 'auglocal':  # the authors' ResNet-32 depth (README.md)
+        assert model.local_heads[0]['task'].depth == 2
     expected = authors_weights(depth, k, method)
     for i, weights in enumerate(expected):
         assert model.module_weights(i) == pytest.approx(weights), i

@@ -11,7 +11,9 @@ Each config is one row of the table; its method is read from the config:
 a plain classifier is E2E; an InfoPro model whose only local head is a
 ``'linear'`` classifier is greedy SL; without a (weighted) reconstruction
 head it is DGL; with one it is InfoPro (Softmax) or, with a
-``ContrastHead``, InfoPro (Contrast).
+``ContrastHead``, InfoPro (Contrast). A task head behind a
+``MomentumAuxHead`` makes it DGL + MAN or InfoPro + MAN (by the same
+reconstruction test), an ``AugLocalHead`` AugLocal.
 
 By default it runs the offline proxy: the ResNet-32 rows of
 ``configs/cifar10/`` (E2E, greedy SL, DGL, InfoPro Softmax and Contrast at
@@ -52,14 +54,16 @@ PROXY_OVERLAY = osp.join(REPO, 'configs/_base_/digits_on_photos.py')
 PROXY_ROWS = ('e2e', 'greedy-sl', 'dgl', 'infopro-softmax',
               'infopro-contrast')
 METHOD_ORDER = ('E2E', 'greedy SL', 'DGL', 'InfoPro (Softmax)',
-                'InfoPro (Contrast)')
+                'InfoPro (Contrast)', 'DGL + MAN', 'InfoPro + MAN',
+                'AugLocal')
 METRIC = 'accuracy/top1'
 # mmengine resolves `mmpretrain::` bases through pkg_resources, which is not
 # thread-safe: configs are parsed one at a time.
 CONFIG_LOCK = threading.Lock()
 COLORS = dict(
-    zip(METHOD_ORDER, ('black', 'tab:orange', 'tab:green', 'tab:red',
-                       'tab:purple')))
+    zip(METHOD_ORDER,
+        ('black', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple',
+         'tab:olive', 'tab:brown', 'tab:cyan')))
 
 
 def proxy_configs(network: str = 'resnet32',
@@ -147,12 +151,24 @@ def describe(cfg: Config) -> Tuple[str, int]:
         return any(v != 0 for v in (w if isinstance(w, (list, tuple)) else
                                     [w]))
 
+    def typed(head: dict, name: str) -> bool:
+        return str(head.get('type', '')).endswith(name)
+
     task = heads.get('task', {})
+    if any(typed(h, 'AugLocalHead') for h in heads.values()):
+        return 'AugLocal', k
+    man = typed(task, 'MomentumAuxHead')
+    if man:
+        task = task.get('head', {})
     if 'recon' not in heads or not weighted('recon'):
+        if man:
+            return 'DGL + MAN', k
         if task.get('arch') == 'linear' and len(heads) == 1:
             return 'greedy SL', k
         return 'DGL', k
-    if str(task.get('type', '')).endswith('ContrastHead'):
+    if man:
+        return 'InfoPro + MAN', k
+    if typed(task, 'ContrastHead'):
         return 'InfoPro (Contrast)', k
     return 'InfoPro (Softmax)', k
 

@@ -1,5 +1,6 @@
 """The InfoPro algorithm (Wang et al., ICLR 2021) around an OpenMMLab model."""
 import inspect
+import weakref
 from contextlib import contextmanager
 from functools import partial
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
 from infopro_mm.utils import SavedTensorTracker
-from ..heads import LocalBatch
+from ..heads import LocalBatch, build_local_head, local_head_class
 from ..splitters import module_costs, plan_balanced_cuts
 from .task import dummy_data_samples, task_info
 
@@ -194,8 +195,10 @@ class InfoPro(BaseModel):
             self._plan_balanced()
         # mmengine containers, so that init_weights() reaches the heads.
         self.local_heads = ModuleList(
-            self._build_heads(self.layer_shapes[cut])
-            for cut in (self.splitter.cuts if self.for_training else ()))
+            self._build_heads(self.layer_shapes[cut],
+                              **self._head_context(cut, module))
+            for module, cut in enumerate(
+                self.splitter.cuts if self.for_training else ()))
         # Detached local losses (and CUDA peak memory) of the last train step.
         self.local_log_vars: Dict[str, Tensor] = {}
         self.track_cuda_memory = False
@@ -232,25 +235,40 @@ class InfoPro(BaseModel):
                 f'InfoPro: the data preprocessor keeps the architecture\'s '
                 f'batch augments ({type(augments).__name__})')
 
-    def _build_heads(self, shape: Tuple[int, int]) -> ModuleDict:
-        """Local heads for a module output of ``(channels, stride)``."""
+    def _build_heads(self, shape: Tuple[int, int],
+                     **context) -> ModuleDict:
+        """Local heads for a module output of ``(channels, stride)``.
+
+        ``context`` (see :meth:`_head_context`) goes to the heads that take
+        it, e.g. those built from the layers after the module.
+        """
         channels, stride = shape
-        heads = ModuleDict()
-        for name, cfg in self.head_cfgs.items():
-            cfg = dict(cfg)
-            head_cls = MODELS.get(cfg['type']) if isinstance(
-                cfg['type'], str) else cfg['type']
-            if head_cls is None:
-                raise KeyError(f'local head type {cfg["type"]!r} is not '
-                               'registered')
-            accepted = inspect.signature(head_cls).parameters
-            defaults = dict(
-                in_channels=channels, in_stride=stride, **self.task_info)
-            for key, value in defaults.items():
-                if key in accepted:
-                    cfg.setdefault(key, value)
-            heads[name] = MODELS.build(cfg)
-        return heads
+        defaults = dict(
+            in_channels=channels, in_stride=stride, **self.task_info,
+            **context)
+        return ModuleDict({
+            name: build_local_head(cfg, defaults)
+            for name, cfg in self.head_cfgs.items()
+        })
+
+    def _head_context(self, layer: int, module: int) -> dict:
+        """What a head at the end of basic layer ``layer`` may build from.
+
+        Args:
+            layer (int): Index of the module's last basic layer.
+            module (int): 0-based index of the local module.
+
+        Returns:
+            dict: ``later_layers`` and ``later_shapes`` (the basic layers
+            after ``layer`` and their ``(channels, stride)``),
+            ``layer_index``, ``module_index`` and ``num_modules``.
+        """
+        return dict(
+            later_layers=tuple(self.splitter.basic_layers[layer + 1:]),
+            later_shapes=tuple(self.layer_shapes[layer + 1:]),
+            layer_index=layer,
+            module_index=module,
+            num_modules=self.splitter.num_modules)
 
     def module_weights(self, module: int) -> Dict[str, float]:
         """Loss weight of every local head of local module ``module``.
@@ -379,9 +397,36 @@ class InfoPro(BaseModel):
                 local_backward=optim_wrapper.local_backward,
                 on_local_backward=on_local_backward)
         parsed_loss, log_vars = self.parse_losses(losses)
+        self._watch_optimizer(optim_wrapper.optimizer)
         optim_wrapper.update_params(parsed_loss)
         self._record_cuda_memory(self.splitter.num_modules - 1)
         return log_vars
+
+    def _watch_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Call the heads' ``after_optimizer_step()`` after every step.
+
+        Heads that track the live network (e.g.
+        :class:`~infopro_mm.models.MomentumAuxHead`'s EMA copy) define it.
+        A torch step post-hook fires exactly once per real optimizer step,
+        so gradient accumulation and AMP-skipped steps are respected.
+        """
+        watched, handle = getattr(self, '_step_hook', (None, None))
+        if watched is not None and watched() is optimizer:
+            return
+        if handle is not None:
+            handle.remove()
+        # a weak reference: the model does not keep the optimizer alive
+        self._step_hook = (weakref.ref(optimizer),
+                           optimizer.register_step_post_hook(
+                               lambda *_: self.after_optimizer_step()))
+
+    def after_optimizer_step(self) -> None:
+        """Run every local head's ``after_optimizer_step()`` (if any)."""
+        for heads in self.local_heads:
+            for head in heads.values():
+                hook = getattr(head, 'after_optimizer_step', None)
+                if hook is not None:
+                    hook()
 
     def module_parameters(self) -> List[List[nn.Parameter]]:
         """Trainable parameters of every local module, in network order.
@@ -477,7 +522,11 @@ class InfoPro(BaseModel):
         n = len(self.splitter.basic_layers)
         layer_bytes, head_bytes = [0] * n, [0] * n
         input_bytes = [0] * (n + 1)
-        head_cache: Dict[Tuple[int, int], int] = {}
+        head_cache: Dict[tuple, int] = {}
+        contextual = any(  # heads built from the later layers
+            'later_layers' in inspect.signature(
+                local_head_class(cfg)).parameters
+            for cfg in self.head_cfgs.values())
         self.train()
         try:
             with SavedTensorTracker(ignore=self) as tracker:
@@ -487,8 +536,13 @@ class InfoPro(BaseModel):
                     layer_bytes[idx] = tracker.live_bytes - state['before']
                     input_bytes[idx + 1] = x.untyped_storage().nbytes()
                     key = self.layer_shapes[idx]
-                    if key not in head_cache and self.head_cfgs:
-                        heads = self._build_heads(key).to(x.device)
+                    if contextual:
+                        key = (key, idx) if idx < n - 1 else None
+                    if key is not None and key not in head_cache and \
+                            self.head_cfgs:
+                        heads = self._build_heads(
+                            self.layer_shapes[idx],
+                            **self._head_context(idx, 0)).to(x.device)
                         before = tracker.live_bytes
                         loss = sum(
                             head.loss(x.detach(), batch)

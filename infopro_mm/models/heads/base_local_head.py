@@ -1,4 +1,5 @@
 """Common interface of the auxiliary heads that train local modules."""
+import inspect
 from dataclasses import dataclass
 from functools import cached_property
 from typing import List, Optional, Sequence, Union
@@ -9,7 +10,8 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 __all__ = [
-    'BaseLocalHead', 'LocalBatch', 'check_arch', 'conv_bn_relu', 'scaled'
+    'BaseLocalHead', 'LocalBatch', 'build_local_head', 'check_arch',
+    'conv_bn_relu', 'local_head_class', 'scaled'
 ]
 
 
@@ -44,6 +46,42 @@ def check_arch(head: str, arch: Optional[str], choices: dict) -> str:
         listed = '; '.join(f'{k!r}: {v}' for k, v in choices.items())
         raise ValueError(f'{head} needs `arch`, one of {listed}; got {arch!r}')
     return arch
+
+
+def local_head_class(cfg: dict) -> type:
+    """The class a local head config builds (registry name or class).
+
+    Args:
+        cfg (dict): The head's config.
+    """
+    from infopro_mm.registry import MODELS
+    head_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'],
+                                                     str) else cfg['type']
+    if head_cls is None:
+        raise KeyError(f'local head type {cfg["type"]!r} is not registered')
+    return head_cls
+
+
+def build_local_head(cfg: dict, defaults: dict) -> BaseModule:
+    """Build a local head, filling in the ``defaults`` its class accepts.
+
+    Args:
+        cfg (dict): The head's config (``type`` and its own arguments).
+        defaults (dict): Values inferred by the caller (``in_channels``,
+            ``in_stride``, ``num_classes``, the later basic layers, ...);
+            the ones the head's ``__init__`` takes and ``cfg`` does not set
+            are passed on.
+
+    Returns:
+        BaseModule: The built head.
+    """
+    from infopro_mm.registry import MODELS
+    cfg = dict(cfg)
+    accepted = inspect.signature(local_head_class(cfg)).parameters
+    for key, value in defaults.items():
+        if key in accepted:
+            cfg.setdefault(key, value)
+    return MODELS.build(cfg)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from infopro_mm.registry import MODELS
 from .base_local_head import (BaseLocalHead, LocalBatch, check_arch,
                               conv_bn_relu, scaled)
 
-__all__ = ['LocalClsHead', 'image_labels']
+__all__ = ['LocalClsHead', 'classification_loss', 'image_labels']
 
 
 def image_labels(batch: LocalBatch, device: torch.device) -> Tensor:
@@ -26,6 +26,18 @@ def image_labels(batch: LocalBatch, device: torch.device) -> Tensor:
     if 'gt_score' in samples[0]:
         return torch.stack([s.gt_score for s in samples]).to(device)
     return torch.cat([s.gt_label.reshape(-1)[:1] for s in samples]).to(device)
+
+
+def classification_loss(logits: Tensor, batch: LocalBatch) -> Tensor:
+    """Cross-entropy of image logits ``(N, C)`` against the batch's labels.
+
+    Soft scores (from batch augments) give the soft-target cross-entropy.
+    """
+    logits = logits.float()
+    target = image_labels(batch, logits.device)
+    if target.dim() == 2:  # soft scores from batch augments
+        return torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
+    return F.cross_entropy(logits, target.long())
 
 
 @MODELS.register_module()
@@ -105,9 +117,4 @@ class LocalClsHead(BaseLocalHead):
 
     def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
         self.check_input(feat)
-        logits = self.forward(feat).float()
-        target = image_labels(batch, logits.device)
-        if target.dim() == 2:  # soft scores from batch augments
-            return torch.sum(
-                -target * F.log_softmax(logits, dim=1), dim=1).mean()
-        return F.cross_entropy(logits, target.long())
+        return classification_loss(self.forward(feat), batch)

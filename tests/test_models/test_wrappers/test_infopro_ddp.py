@@ -18,28 +18,35 @@ from infopro_mm.models import InfoPro, InfoProDDP
 from infopro_mm.utils import SavedTensorTracker
 
 GN = dict(type='GN', num_groups=1, requires_grad=True)
-CASES = {  # name: (K, accumulative_counts, overlap)
-    'k2': (2, 1, True),
-    'k3': (3, 1, True),
-    'k2_acc2': (2, 2, True),
-    'k3_acc2_no_overlap': (3, 2, False),
+CASES = {  # name: (K, accumulative_counts, overlap, MAN heads)
+    'k2': (2, 1, True, False),
+    'k3': (3, 1, True, False),
+    'k2_acc2': (2, 2, True, False),
+    'k3_acc2_no_overlap': (3, 2, False, False),
+    'k3_man': (3, 1, True, True),
 }
 STEPS = 3
 
 
-def build(num_modules):
+def build(num_modules, man=False):
+    heads = dict(
+        recon=dict(
+            type='infopro_mm.ReconstructionHead', arch='large', width=0.25,
+            norm_cfg=GN),
+        task=dict(
+            type='infopro_mm.LocalSegHead', width=0.0625, dropout=0.,
+            norm_cfg=GN))
+    if man:  # both heads behind MAN's EMA + learnable copies
+        heads = {
+            name: dict(type='infopro_mm.MomentumAuxHead', head=head)
+            for name, head in heads.items()
+        }
     with DefaultScope.overwrite_default_scope('mmseg'):
         torch.manual_seed(0)
         return InfoPro(
             architecture=tiny_deeplabv3(norm_cfg=GN),
             split=dict(num_modules=num_modules),
-            local_heads=dict(
-                recon=dict(
-                    type='infopro_mm.ReconstructionHead', arch='large',
-                    width=0.25, norm_cfg=GN),
-                task=dict(
-                    type='infopro_mm.LocalSegHead', width=0.0625,
-                    dropout=0., norm_cfg=GN)),
+            local_heads=heads,
             loss_weights=dict(recon=(1.5, 0.5), task=1.0))
 
 
@@ -58,7 +65,10 @@ def batches(acc):
 
 
 def params(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    """Parameters, and MAN's EMA copies (buffers updated after a step)."""
+    tensors = [*model.named_parameters(), *(
+        (n, b) for n, b in model.named_buffers() if '.ema.' in n)]
+    return {n: t.detach().clone() for n, t in tensors}
 
 
 class NaiveDDP(MMDistributedDataParallel):
@@ -73,8 +83,8 @@ def worker(rank, port, out):
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=2)
     results = {}
-    for name, (k, acc, overlap) in CASES.items():
-        model = build(k)
+    for name, (k, acc, overlap, man) in CASES.items():
+        model = build(k, man)
         ddp = InfoProDDP(model, overlap=overlap)
         optim = optimizer(model, acc)
         for batch in batches(acc):
@@ -121,8 +131,8 @@ def ranks(tmp_path_factory):
 
 @pytest.mark.parametrize('case', list(CASES))
 def test_ranks_equal_single_process_on_concatenated_batch(ranks, case):
-    k, acc, _ = CASES[case]
-    model = build(k)
+    k, acc, _, man = CASES[case]
+    model = build(k, man)
     optim = optimizer(model, acc)
     for batch in batches(acc):
         model.train_step(copy.deepcopy(batch), optim)
