@@ -72,7 +72,7 @@ from mmengine.registry import DefaultScope
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.models import dummy_data_samples, is_infopro_config
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import SavedTensorTracker
+from infopro_mm.utils import SavedTensorTracker, flop_counter
 
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
 SEG_HEADS = dict(
@@ -470,33 +470,6 @@ def allocator_peak(prof: torch.profiler.profile,
         live += event.nbytes()
         peak = max(peak, live)
     return peak
-
-
-class _GlobalScopeOnly:
-    """Stand-in for the module tracker of ``FlopCounterMode``.
-
-    ``FlopCounterMode`` attributes FLOPs to modules with a ``ModuleTracker``
-    whose gradient hooks keep some tensors alive longer (measured: +1.6 % of
-    the allocator peak of a tiny DeepLabV3, +11 % with checkpointing). Only
-    the global total is needed here, so every FLOP goes to ``'Global'`` and
-    the instrumented iteration allocates exactly like a plain one.
-    """
-
-    parents = {'Global'}
-
-    def __enter__(self) -> '_GlobalScopeOnly':
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def flop_counter():
-    """A ``FlopCounterMode`` that counts the total only (see above)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalScopeOnly()
-    return counter
 
 
 def benchmark_method(template: dict, scope: Optional[str], method: Method,
