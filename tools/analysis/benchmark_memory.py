@@ -174,7 +174,7 @@ def load_config(path: str,
 
 def infopro_template(cfg: Config,
                      head_width: Optional[float] = None) -> Tuple[dict, str]:
-    """The InfoPro model config of ``cfg``, without its ``split``.
+    """The InfoPro model config of ``cfg``; of its ``split``, only the type.
 
     Args:
         cfg (Config): An InfoPro config or a plain downstream config.
@@ -194,7 +194,10 @@ def infopro_template(cfg: Config,
         if top_preprocessor is not None:
             model.setdefault('data_preprocessor',
                              copy.deepcopy(top_preprocessor))
-        model.pop('split', None)
+        # the splitter type stays (a family's own); its cuts are per method
+        split_type = (model.pop('split', None) or {}).get('type')
+        if split_type is not None:
+            model['split'] = dict(type=split_type)
         if not model.get('local_heads'):
             model['local_heads'] = default_heads(model['architecture'], scope)
     else:
@@ -249,9 +252,14 @@ def default_heads(architecture: dict, scope: Optional[str]) -> dict:
         'config (model type infopro_mm.InfoPro with local_heads)')
 
 
-def build_model(template: dict, scope: Optional[str], method: Method,
-                input_size: Tuple[int, int], batch_size: int,
-                device: torch.device) -> torch.nn.Module:
+def build_model(template: dict,
+                scope: Optional[str],
+                method: Method,
+                input_size: Tuple[int, int],
+                batch_size: int,
+                device: torch.device,
+                boundaries: Optional[Sequence[str]] = None
+                ) -> torch.nn.Module:
     """Build the InfoPro model of one method.
 
     Args:
@@ -261,6 +269,8 @@ def build_model(template: dict, scope: Optional[str], method: Method,
         input_size (tuple[int, int]): Training input (H, W).
         batch_size (int): Batch size.
         device (torch.device): Where the model runs.
+        boundaries (Sequence[str], optional): Cuts to use instead of the
+            method's K and policy. Defaults to None.
 
     Returns:
         nn.Module: The model, in train mode.
@@ -274,10 +284,14 @@ def build_model(template: dict, scope: Optional[str], method: Method,
         preprocessor = owner.get('data_preprocessor', None)
         if preprocessor is not None and preprocessor.get('size'):
             preprocessor['size'] = tuple(input_size)
-    if method.num_modules == 1:
-        cfg['split'] = dict(num_modules=1)
+    split = cfg.get('split', {})  # the template's splitter type, if any
+    if boundaries is not None:
+        cfg['split'] = dict(split, boundaries=list(boundaries))
+    elif method.num_modules == 1:
+        cfg['split'] = dict(split, num_modules=1)
     else:
         cfg['split'] = dict(
+            split,
             num_modules=method.num_modules,
             policy=method.policy,
             input_size=tuple(input_size),
