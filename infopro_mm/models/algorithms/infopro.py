@@ -223,7 +223,7 @@ class InfoPro(BaseModel):
                             'for InfoPro to split')
         split = dict(split)
         split.setdefault('type', 'infopro_mm.ResNetSplitter')
-        self.max_memory, self.optimizer = self._pop_budget(split)
+        self.max_memory, self.budget_optimizer = self._pop_budget(split)
         self.splitter = MODELS.build(
             split, default_args=dict(backbone=architecture.backbone))
         self.head_cfgs = {
@@ -659,13 +659,13 @@ class InfoPro(BaseModel):
             cuts, estimates = plan_balanced_cuts(*activations,
                                                  splitter.num_modules)
         else:
-            if self.optimizer is None:
+            if self.budget_optimizer is None:
                 raise ValueError(
                     '`max_memory` counts the optimizer state: give '
                     "split.optimizer (e.g. 'SGD' or dict(type='SGD', "
                     'momentum=0.9)); tools/train.py fills it in from the '
                     "config's optim_wrapper")
-            states = optimizer_states(self.optimizer)
+            states = optimizer_states(self.budget_optimizer)
             cuts, estimates, _ = plan_within_budget(
                 *activations, self.max_memory,
                 profile.fixed_bytes((), states),
@@ -686,7 +686,7 @@ class InfoPro(BaseModel):
         """The log of a budget plan: one row per module, then the peak."""
         bounds = [-1, *cuts, len(profile['names']) - 1]
         heads = profile.head_fixed_bytes(states)
-        optimizer = self.optimizer
+        optimizer = self.budget_optimizer
         if isinstance(optimizer, dict):
             optimizer = optimizer.get('type')
         lines = [

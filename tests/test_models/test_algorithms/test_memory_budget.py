@@ -150,5 +150,5 @@ def test_runner_tells_the_split_its_optimizer(tmp_path):
             type='infopro_mm.InfoProOptimWrapper',
             optimizer=dict(type='AdamW', lr=1e-3)),
         default_scope='mmseg')
-    assert runner.model.optimizer == dict(type='AdamW', lr=1e-3)
+    assert runner.model.budget_optimizer == dict(type='AdamW', lr=1e-3)
     assert runner.model.splitter.num_modules == 1
