@@ -5,7 +5,8 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
-from tiny_models import SEG_HEADS, tiny_deeplabv3
+from tiny_models import (CLS_HEADS, SEG_HEADS, tiny_deeplabv3,
+                         tiny_resnet_classifier)
 
 from infopro_mm.engine import InfoProRunner
 from infopro_mm.models import InfoPro, MemoryBudgetError, plan_balanced_cuts
@@ -15,23 +16,24 @@ WEIGHTS = dict(recon=1.0, task=1.0)
 SIZE, BATCH = (64, 64), 4
 
 
-def build(**split):
+def build(family='seg', **split):
     split.setdefault('input_size', SIZE)
     split.setdefault('batch_size', BATCH)
-    with DefaultScope.overwrite_default_scope('mmseg'):
+    scope, architecture, heads = dict(
+        seg=('mmseg', tiny_deeplabv3, SEG_HEADS),
+        cls=('mmpretrain', tiny_resnet_classifier, CLS_HEADS))[family]
+    with DefaultScope.overwrite_default_scope(scope):
         torch.manual_seed(0)
         return InfoPro(
-            architecture=tiny_deeplabv3(),
+            architecture=architecture(),
             split=split,
-            local_heads=SEG_HEADS,
+            local_heads=heads,
             loss_weights=WEIGHTS)
 
 
-@pytest.fixture(scope='module')
-def peaks():
-    """Profile of the tiny DeepLabV3 and the peak of every K (AdamW)."""
-    profile = build(num_modules=1).profile_memory(SIZE, BATCH)
-    states = optimizer_states('AdamW')
+def peaks_by_k(profile, optimizer='AdamW'):
+    """Cuts and estimated peak of every K, from one profile."""
+    states = optimizer_states(optimizer)
     by_k = {}
     for k in range(1, len(profile['names']) + 1):
         cuts, _ = plan_balanced_cuts(profile['layer_bytes'],
@@ -39,7 +41,14 @@ def peaks():
                                      profile['head_bytes'],
                                      profile['tail_bytes'], k)
         by_k[k] = (cuts, profile.peak_bytes(cuts, states))
-    return profile, by_k
+    return by_k
+
+
+@pytest.fixture(scope='module')
+def peaks():
+    """Profile of the tiny DeepLabV3 and the peak of every K (AdamW)."""
+    profile = build(num_modules=1).profile_memory(SIZE, BATCH)
+    return profile, peaks_by_k(profile)
 
 
 def test_budget_met_picks_the_smallest_k_that_fits(peaks, caplog):
@@ -68,6 +77,19 @@ class Messages(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+
+
+def test_budget_works_for_a_classifier():
+    profile = build('cls', num_modules=1).profile_memory(SIZE, BATCH)
+    by_k = peaks_by_k(profile)
+    budget = min(peak for _, peak in by_k.values())
+    expected = min(k for k, (_, peak) in by_k.items() if peak <= budget)
+    assert expected > 1
+    model = build('cls', max_memory=budget, optimizer='AdamW')
+    assert model.splitter.num_modules == expected
+    assert model.splitter.cuts == by_k[expected][0]
+    with pytest.raises(MemoryBudgetError, match='smallest achievable'):
+        build('cls', max_memory=budget - 1, optimizer='AdamW')
 
 
 def test_budget_logs_a_per_module_table(peaks):
