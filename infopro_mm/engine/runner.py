@@ -1,5 +1,6 @@
 """mmengine's Runner with checkpoint loading and resuming that cannot go
 silently wrong."""
+import copy
 import glob
 import os.path as osp
 import re
@@ -13,7 +14,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, find_latest_checkpoint
 
 from infopro_mm.registry import RUNNERS
-from infopro_mm.utils import check_arguments, package_versions
+from infopro_mm.utils import (check_arguments, optimizer_of,
+                              package_versions)
 from .checkpoint import (get_rng_state, match_layout, set_rng_state,
                          strip_prefixes)
 
@@ -86,6 +88,9 @@ class InfoProRunner(Runner):
     - Validation leaves the random state as it found it, so a run's
       training does not depend on when (or whether) it validates.
     - A misspelt ``train_cfg`` key names the closest valid one.
+    - An InfoPro split with a memory budget (``max_memory``) and no
+      ``optimizer`` gets the config's ``optim_wrapper.optimizer``, whose
+      state the budget must hold.
     - The log starts with the versions of mmcv, mmseg, mmdet, mmpretrain
       and infopro_mm, beside mmengine's environment.
 
@@ -310,6 +315,20 @@ class InfoProRunner(Runner):
         super()._log_env(env_cfg)
         self.logger.info('OpenMMLab packages: ' + ', '.join(
             f'{k} {v}' for k, v in package_versions().items()))
+
+    # ------------------------------------------------------------------
+    # model
+    def build_model(self, model):
+        """mmengine's, with the optimizer told to a split with a budget."""
+        from infopro_mm.models import is_infopro_config
+        optimizer = optimizer_of(self.optim_wrapper)
+        if isinstance(model, dict) and is_infopro_config(model):
+            split = model.get('split') or {}
+            if (split.get('max_memory') is not None and optimizer
+                    and split.get('optimizer') is None):
+                model = copy.deepcopy(model)
+                model['split']['optimizer'] = optimizer
+        return super().build_model(model)
 
     # ------------------------------------------------------------------
     # loops

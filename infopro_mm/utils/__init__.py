@@ -2,7 +2,9 @@ from .arguments import check_arguments, checked_init
 from .collect_env import collect_env, package_versions
 from .dependencies import (DOWNSTREAM, MissingExtraError, check_mm_versions,
                            is_available, load_config, mm_version_ranges)
-from .memory import SavedTensorTracker
+from .flops import flop_counter
+from .memory import (SavedTensorTracker, format_size, optimizer_of,
+                     optimizer_states, parse_size)
 from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
                         init_cpu_distributed, register_all_modules,
                         register_config_scope)
@@ -10,8 +12,9 @@ from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
 __all__ = [
     'DOWNSTREAM', 'MissingExtraError', 'SavedTensorTracker',
     'allow_trusted_checkpoints', 'check_arguments', 'check_mm_versions',
-    'checked_init', 'collect_env', 'destroy_distributed',
-    'init_cpu_distributed', 'is_available', 'load_config',
-    'mm_version_ranges', 'package_versions', 'register_all_modules',
+    'checked_init', 'collect_env', 'destroy_distributed', 'flop_counter',
+    'format_size', 'init_cpu_distributed', 'is_available', 'load_config',
+    'mm_version_ranges', 'optimizer_of', 'optimizer_states',
+    'package_versions', 'parse_size', 'register_all_modules',
     'register_config_scope'
 ]

@@ -1,16 +1,20 @@
-"""Saved-for-backward tensor accounting (DESIGN.md §5).
+"""Saved-for-backward tensor accounting (DESIGN.md §5) and memory sizes.
 
 Counts the bytes that autograd keeps alive for the backward pass, storage by
 storage, deterministically and on any device (CPU included). Parameters and
 buffers (and views of them) are skipped: they are alive whatever the
 training method.
 """
-from typing import Iterable, Optional
+import re
+from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 import torch
 from torch import nn
 
-__all__ = ['SavedTensorTracker']
+__all__ = [
+    'SavedTensorTracker', 'format_size', 'optimizer_of', 'optimizer_states',
+    'parse_size'
+]
 
 
 class _Packed:
@@ -117,3 +121,113 @@ class SavedTensorTracker:
 
     def __exit__(self, *exc) -> None:
         self._hooks.__exit__(*exc)
+
+
+_UNITS = {
+    'b': 1,
+    'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
+    'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40,
+}
+_SIZE = re.compile(r'^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$')
+
+
+def parse_size(size: Union[int, str]) -> int:
+    """Bytes of a memory size: an int (bytes) or a string with a unit.
+
+    ``'10GiB'``, ``'512MiB'`` and ``'1.5 KiB'`` are binary (powers of
+    1024), ``'10GB'`` and ``'10MB'`` decimal (powers of 1000), ``'4096'``
+    or ``'4096B'`` bytes; units are case-insensitive.
+
+    Args:
+        size (int | str): The size.
+
+    Returns:
+        int: The size in bytes (> 0).
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f'a memory size is an int (bytes) or a string such '
+                        f"as '10GiB', got {size!r}")
+    if isinstance(size, str):
+        match = _SIZE.match(size)
+        unit = match.group(2).lower() if match else None
+        if unit is not None and (unit or 'b') in _UNITS:
+            size = int(round(float(match.group(1)) * _UNITS[unit or 'b']))
+        else:
+            raise ValueError(
+                f'cannot read memory size {size!r}: write a number and one '
+                f"of the units B, KB, MB, GB, TB (powers of 1000) or KiB, "
+                f"MiB, GiB, TiB (powers of 1024), e.g. '10GiB'")
+    if size <= 0:
+        raise ValueError(f'a memory size must be positive, got {size}')
+    return size
+
+
+def format_size(num_bytes: float) -> str:
+    """``num_bytes`` in the largest binary unit below it, e.g. '4.09 GiB'."""
+    for unit, scale in (('TiB', 2**40), ('GiB', 2**30), ('MiB', 2**20),
+                        ('KiB', 2**10)):
+        if abs(num_bytes) >= scale:
+            return f'{num_bytes / scale:.2f} {unit}'
+    return f'{int(num_bytes)} B'
+
+
+# Per-parameter state tensors (each the parameter's size) that torch's
+# optimizers keep after their first step; scalar step counters are left out.
+_OPTIMIZER_STATES: Dict[str, Callable[[dict], int]] = {
+    'sgd': lambda cfg: int(bool(cfg.get('momentum', 0))),
+    'adam': lambda cfg: 2 + int(bool(cfg.get('amsgrad', False))),
+    'adamw': lambda cfg: 2 + int(bool(cfg.get('amsgrad', False))),
+    'adamax': lambda cfg: 2,
+    'nadam': lambda cfg: 2,
+    'radam': lambda cfg: 2,
+    'adadelta': lambda cfg: 2,
+    'rprop': lambda cfg: 2,
+    'adagrad': lambda cfg: 1,
+    'asgd': lambda cfg: 1,
+    'rmsprop': lambda cfg: (1 + int(bool(cfg.get('momentum', 0))) +
+                            int(bool(cfg.get('centered', False)))),
+}
+
+
+def optimizer_states(optimizer: Union[str, dict, type]) -> int:
+    """How many parameter-sized state tensors an optimizer keeps.
+
+    SGD: 0 (1 with momentum); Adam / AdamW: 2 (3 with ``amsgrad``);
+    Adamax, NAdam, RAdam, Adadelta, Rprop: 2; Adagrad, ASGD: 1; RMSprop:
+    1, plus 1 with momentum and 1 when centered.
+
+    Args:
+        optimizer (str | dict | type): A type name (``'sgd'``,
+            ``'AdamW'``), a config such as
+            ``dict(type='SGD', momentum=0.9)`` or an optimizer class.
+
+    Returns:
+        int: The number of state tensors per parameter.
+    """
+    cfg = optimizer if isinstance(optimizer, dict) else dict(type=optimizer)
+    kind = cfg.get('type')
+    name = kind.__name__ if isinstance(kind, type) else str(kind)
+    name = name.rsplit('.', 1)[-1].lower()
+    if name not in _OPTIMIZER_STATES:
+        raise ValueError(
+            f'unknown optimizer {kind!r} for memory planning: known are '
+            f'{", ".join(sorted(_OPTIMIZER_STATES))}; give one of them as '
+            "split.optimizer (e.g. optimizer=dict(type='SGD', momentum=0.9))"
+            ' with the same number of state tensors per parameter')
+    return _OPTIMIZER_STATES[name](cfg)
+
+
+def optimizer_of(optim_wrapper: Any) -> Optional[dict]:
+    """The ``optimizer`` config of an ``optim_wrapper`` config, if any.
+
+    Args:
+        optim_wrapper: A config's ``optim_wrapper`` (a dict; anything else,
+            e.g. a built wrapper or None, has no config to read).
+
+    Returns:
+        dict | None: A copy of ``optim_wrapper['optimizer']``.
+    """
+    if isinstance(optim_wrapper, dict) and isinstance(
+            optim_wrapper.get('optimizer'), dict):
+        return dict(optim_wrapper['optimizer'])
+    return None

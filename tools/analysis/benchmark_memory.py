@@ -72,7 +72,7 @@ from mmengine.registry import DefaultScope
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.models import dummy_data_samples, is_infopro_config
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import SavedTensorTracker
+from infopro_mm.utils import SavedTensorTracker, flop_counter
 
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
 SEG_HEADS = dict(
@@ -174,7 +174,7 @@ def load_config(path: str,
 
 def infopro_template(cfg: Config,
                      head_width: Optional[float] = None) -> Tuple[dict, str]:
-    """The InfoPro model config of ``cfg``, without its ``split``.
+    """The InfoPro model config of ``cfg``; of its ``split``, only the type.
 
     Args:
         cfg (Config): An InfoPro config or a plain downstream config.
@@ -194,7 +194,10 @@ def infopro_template(cfg: Config,
         if top_preprocessor is not None:
             model.setdefault('data_preprocessor',
                              copy.deepcopy(top_preprocessor))
-        model.pop('split', None)
+        # the splitter type stays (a family's own); its cuts are per method
+        split_type = (model.pop('split', None) or {}).get('type')
+        if split_type is not None:
+            model['split'] = dict(type=split_type)
         if not model.get('local_heads'):
             model['local_heads'] = default_heads(model['architecture'], scope)
     else:
@@ -249,9 +252,14 @@ def default_heads(architecture: dict, scope: Optional[str]) -> dict:
         'config (model type infopro_mm.InfoPro with local_heads)')
 
 
-def build_model(template: dict, scope: Optional[str], method: Method,
-                input_size: Tuple[int, int], batch_size: int,
-                device: torch.device) -> torch.nn.Module:
+def build_model(template: dict,
+                scope: Optional[str],
+                method: Method,
+                input_size: Tuple[int, int],
+                batch_size: int,
+                device: torch.device,
+                boundaries: Optional[Sequence[str]] = None
+                ) -> torch.nn.Module:
     """Build the InfoPro model of one method.
 
     Args:
@@ -261,6 +269,8 @@ def build_model(template: dict, scope: Optional[str], method: Method,
         input_size (tuple[int, int]): Training input (H, W).
         batch_size (int): Batch size.
         device (torch.device): Where the model runs.
+        boundaries (Sequence[str], optional): Cuts to use instead of the
+            method's K and policy. Defaults to None.
 
     Returns:
         nn.Module: The model, in train mode.
@@ -274,10 +284,14 @@ def build_model(template: dict, scope: Optional[str], method: Method,
         preprocessor = owner.get('data_preprocessor', None)
         if preprocessor is not None and preprocessor.get('size'):
             preprocessor['size'] = tuple(input_size)
-    if method.num_modules == 1:
-        cfg['split'] = dict(num_modules=1)
+    split = cfg.get('split', {})  # the template's splitter type, if any
+    if boundaries is not None:
+        cfg['split'] = dict(split, boundaries=list(boundaries))
+    elif method.num_modules == 1:
+        cfg['split'] = dict(split, num_modules=1)
     else:
         cfg['split'] = dict(
+            split,
             num_modules=method.num_modules,
             policy=method.policy,
             input_size=tuple(input_size),
@@ -470,33 +484,6 @@ def allocator_peak(prof: torch.profiler.profile,
         live += event.nbytes()
         peak = max(peak, live)
     return peak
-
-
-class _GlobalScopeOnly:
-    """Stand-in for the module tracker of ``FlopCounterMode``.
-
-    ``FlopCounterMode`` attributes FLOPs to modules with a ``ModuleTracker``
-    whose gradient hooks keep some tensors alive longer (measured: +1.6 % of
-    the allocator peak of a tiny DeepLabV3, +11 % with checkpointing). Only
-    the global total is needed here, so every FLOP goes to ``'Global'`` and
-    the instrumented iteration allocates exactly like a plain one.
-    """
-
-    parents = {'Global'}
-
-    def __enter__(self) -> '_GlobalScopeOnly':
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def flop_counter():
-    """A ``FlopCounterMode`` that counts the total only (see above)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalScopeOnly()
-    return counter
 
 
 def benchmark_method(template: dict, scope: Optional[str], method: Method,

@@ -1,7 +1,7 @@
 """The InfoPro algorithm (Wang et al., ICLR 2021) around an OpenMMLab model."""
 import inspect
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
                     Union)
@@ -13,9 +13,10 @@ from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import SavedTensorTracker
+from infopro_mm.utils import (SavedTensorTracker, flop_counter, format_size,
+                              optimizer_states, parse_size)
 from ..heads import LocalBatch, build_local_head, local_head_class
-from ..splitters import module_costs, plan_balanced_cuts
+from ..splitters import module_costs, plan_balanced_cuts, plan_within_budget
 from .task import dummy_data_samples, task_info
 
 __all__ = ['InfoPro', 'MemoryProfile', 'is_infopro_config']
@@ -43,14 +44,67 @@ def is_infopro_config(model_cfg: dict) -> bool:
 class MemoryProfile(dict):
     """Per-basic-layer training-memory estimate of an InfoPro model (bytes).
 
-    Keys: ``layer_bytes``, ``input_bytes``, ``head_bytes`` (one per basic
-    layer), ``tail_bytes``, ``names``, ``input_size``, ``batch_size``.
+    Activations (tensors saved for backward, peaks of transient ones
+    included): ``layer_bytes``, ``input_bytes``, ``head_bytes`` (one per
+    basic layer), ``tail_bytes``. Fixed costs: ``param_bytes`` (trainable
+    parameters of the architecture), ``static_bytes`` (its frozen
+    parameters and buffers), ``head_param_bytes`` and ``head_static_bytes``
+    (one set of local heads on each basic layer's output). With FLOPs
+    counted: ``flops`` (one end-to-end training step, forward and backward)
+    and ``head_flops`` (the local heads' forward and backward on each basic
+    layer's output). Also ``names``, ``input_size``, ``batch_size``.
     """
 
     def module_bytes(self, cuts: Sequence[int]) -> List[int]:
         """Estimate of every module for the given cuts."""
         return module_costs(cuts, self['layer_bytes'], self['input_bytes'],
                             self['head_bytes'], self['tail_bytes'])
+
+    def head_fixed_bytes(self, states: int) -> List[int]:
+        """Fixed bytes of one set of local heads on each basic layer.
+
+        Args:
+            states (int): State tensors per parameter of the optimizer
+                (:func:`~infopro_mm.utils.optimizer_states`).
+        """
+        return [
+            p * (2 + states) + b
+            for p, b in zip(self['head_param_bytes'],
+                            self['head_static_bytes'])
+        ]
+
+    def fixed_bytes(self, cuts: Sequence[int], states: int) -> int:
+        """Weights, gradients and optimizer state of a split.
+
+        Every trainable parameter (the architecture's and the local heads'
+        of every cut) has its weight, its gradient (all are alive at the
+        one optimizer step) and ``states`` optimizer tensors; frozen
+        parameters and buffers count once.
+
+        Args:
+            cuts (Sequence[int]): Last basic layer of each local module.
+            states (int): State tensors per parameter of the optimizer.
+        """
+        heads = self.head_fixed_bytes(states)
+        return (self['param_bytes'] * (2 + states) + self['static_bytes'] +
+                sum(heads[c] for c in cuts))
+
+    def peak_bytes(self, cuts: Sequence[int], states: int) -> int:
+        """Estimated training peak of a split: largest module + fixed."""
+        return max(self.module_bytes(cuts)) + self.fixed_bytes(cuts, states)
+
+
+def _param_bytes(module: nn.Module) -> Tuple[int, int]:
+    """Bytes of ``module``'s trainable parameters, and of its frozen
+    parameters and buffers."""
+    trainable = frozen = 0
+    for p in module.parameters():
+        if p.requires_grad:
+            trainable += p.numel() * p.element_size()
+        else:
+            frozen += p.numel() * p.element_size()
+    frozen += sum(b.numel() * b.element_size() for b in module.buffers())
+    return trainable, frozen
 
 
 @MODELS.register_module()
@@ -79,6 +133,14 @@ class InfoPro(BaseModel):
         split (dict): Config of the splitter; its type defaults to
             ``ResNetSplitter``, e.g. ``dict(boundaries=['layer3.12'])`` or
             ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
+            Instead of ``num_modules``, ``max_memory`` (bytes or a string
+            such as ``'10GiB'``, with ``policy='balanced'`` (the default
+            then), ``input_size`` and ``batch_size``) picks the smallest K
+            whose largest module plus the weights, gradients and optimizer
+            state fits the budget (docs/will_it_fit.md); ``optimizer`` (a
+            type name or an optimizer config) gives the optimizer whose
+            state is counted: the runner fills it in from the config's
+            ``optim_wrapper``.
         local_heads (dict, optional): Name -> head config, instantiated once
             per local module, e.g. ``dict(recon=dict(type=
             'infopro_mm.ReconstructionHead', arch='large'), task=dict(
@@ -163,23 +225,30 @@ class InfoPro(BaseModel):
                             'for InfoPro to split')
         split = dict(split)
         split.setdefault('type', 'infopro_mm.ResNetSplitter')
+        self.max_memory, self.budget_optimizer = self._pop_budget(split)
         self.splitter = MODELS.build(
             split, default_args=dict(backbone=architecture.backbone))
         self.head_cfgs = {
             name: cfg
             for name, cfg in (local_heads or {}).items() if cfg is not None
         }
-        if self.splitter.num_modules > 1 and not self.head_cfgs:
+        # with a budget, the planner may choose any K
+        may_split = (self.splitter.num_modules > 1
+                     or self.max_memory is not None)
+        if may_split and not self.head_cfgs:
             raise ValueError(
                 f'K={self.splitter.num_modules} local modules need '
-                '`local_heads`: without them the first modules never learn')
+                '`local_heads`: without them the first modules never learn'
+                if self.max_memory is None else
+                '`max_memory` lets the planner choose K > 1 local modules, '
+                'which need `local_heads`')
         self.loss_weights = dict(loss_weights or {})
         unknown = set(self.loss_weights) - set(local_heads or {})
         if unknown:
             raise ValueError(f'loss_weights names {sorted(unknown)} match no '
                              f'local head (heads: {sorted(self.head_cfgs)})')
         missing = set(self.head_cfgs) - set(self.loss_weights)
-        if self.splitter.num_modules > 1 and missing:
+        if may_split and missing:
             raise ValueError(
                 f'local heads {sorted(missing)} have no loss weight: give '
                 '`loss_weights` for every local head (e.g. the authors\' '
@@ -191,7 +260,7 @@ class InfoPro(BaseModel):
         self.layer_shapes = self.splitter.probe()
         self.memory_profile: Optional[MemoryProfile] = None
         if self.for_training and self.splitter.policy == 'balanced' and \
-                self.splitter.num_modules > 1:
+                may_split:
             self._plan_balanced()
         # mmengine containers, so that init_weights() reaches the heads.
         self.local_heads = ModuleList(
@@ -234,6 +303,44 @@ class InfoPro(BaseModel):
             MMLogger.get_current_instance().info(
                 f'InfoPro: the data preprocessor keeps the architecture\'s '
                 f'batch augments ({type(augments).__name__})')
+
+    @staticmethod
+    def _pop_budget(split: dict) -> Tuple[Optional[int], Any]:
+        """Take ``max_memory`` and ``optimizer`` out of a split config.
+
+        With a budget the splitter is built for one module and the planner
+        sets the cuts; the keys that would fix K are refused.
+
+        Returns:
+            tuple: The budget in bytes (or None) and the optimizer.
+        """
+        budget = split.pop('max_memory', None)
+        optimizer = split.pop('optimizer', None)
+        if budget is None:
+            if optimizer is not None:
+                raise ValueError(
+                    'split.optimizer is only used with split.max_memory '
+                    '(the optimizer state counts against the budget)')
+            return None, None
+        budget = parse_size(budget)
+        for key in ('boundaries', 'num_modules'):
+            if split.get(key) is not None:
+                raise ValueError(
+                    f'split gives both `max_memory` and `{key}`: the budget '
+                    f'makes the planner choose K and the cuts, `{key}` fixes '
+                    f'them; keep one (on the command line: --cfg-options '
+                    f'model.split.{key}=None or model.split.max_memory=None)')
+        policy = split.setdefault('policy', 'balanced')
+        if policy != 'balanced':
+            raise ValueError(
+                "`max_memory` needs policy='balanced' (the planner measures "
+                f'the memory), got policy={policy!r}')
+        if split.get('batch_size') is None:
+            raise ValueError(
+                '`max_memory` needs `batch_size` (per GPU): the activations '
+                'the budget must hold grow with it')
+        split['num_modules'] = 1
+        return budget, optimizer
 
     def _build_heads(self, shape: Tuple[int, int],
                      **context) -> ModuleDict:
@@ -482,22 +589,32 @@ class InfoPro(BaseModel):
 
     # ------------------------------------------------------------------
     # memory planning (InfoPro*)
-    def profile_memory(self, input_size: Tuple[int, int],
-                       batch_size: int = 1) -> MemoryProfile:
+    def profile_memory(self,
+                       input_size: Tuple[int, int],
+                       batch_size: int = 1,
+                       count_flops: bool = False) -> MemoryProfile:
         """Measure the training memory of every basic layer.
 
         A dry run with saved-tensor accounting at a reduced resolution
         (exact for these fully convolutional layers: saved bytes scale with
         the input area) measures each basic layer, the local heads on each
         basic layer's output, and the architecture's neck + task heads with
-        their loss. BN statistics and train/eval mode are restored.
+        their loss (their peak, transient tensors included, e.g. the
+        indices that an accuracy's ``topk`` saves). The fixed costs
+        (parameters, buffers) are read off the architecture and the heads.
+        BN statistics and train/eval mode are restored.
 
         Args:
             input_size (tuple[int, int]): Training input (H, W).
             batch_size (int): Batch size per GPU. Defaults to 1.
+            count_flops (bool): Also count FLOPs (forward and backward) of
+                the end-to-end step and of the local heads on every basic
+                layer's output; the dry run then back-propagates
+                (gradients are restored afterwards). Defaults to False.
 
         Returns:
-            MemoryProfile: Estimates in bytes at ``input_size``.
+            MemoryProfile: Estimates in bytes (and FLOPs) at
+            ``input_size``.
         """
         height, width = input_size
         scale = 1
@@ -512,6 +629,10 @@ class InfoPro(BaseModel):
             name: b.clone()
             for name, b in self.named_buffers()
         }
+        grads = {
+            p: None if p.grad is None else p.grad.clone()
+            for p in self.parameters()
+        } if count_flops else {}
         was_training = self.training
         param = next(self.architecture.parameters())
         gen = torch.Generator(param.device).manual_seed(0)
@@ -520,73 +641,161 @@ class InfoPro(BaseModel):
         samples = dummy_data_samples(self.architecture, 2, size)
         batch = self._local_batch(inputs, samples)
         n = len(self.splitter.basic_layers)
-        layer_bytes, head_bytes = [0] * n, [0] * n
+        layer_bytes = [0] * n
         input_bytes = [0] * (n + 1)
-        head_cache: Dict[tuple, int] = {}
+        # per head key (see `head_key`): saved bytes, parameter bytes, other
+        # bytes and FLOPs of one set of local heads
+        head_cache: Dict[Any, Tuple[int, int, int, int]] = {}
         contextual = any(  # heads built from the later layers
             'later_layers' in inspect.signature(
                 local_head_class(cfg)).parameters
             for cfg in self.head_cfgs.values())
+        counter = flop_counter() if count_flops else nullcontext()
+
+        def head_key(idx: int) -> Any:
+            # heads of equal input shape are equal, unless they are built
+            # from the later layers (none after the last layer)
+            if not contextual:
+                return self.layer_shapes[idx]
+            return (self.layer_shapes[idx], idx) if idx < n - 1 else None
+
         self.train()
         try:
-            with SavedTensorTracker(ignore=self) as tracker:
+            with counter, SavedTensorTracker(ignore=self) as tracker:
                 state = dict(before=0)
+
+                def measure_heads(idx: int,
+                                  x: Tensor) -> Tuple[int, int, int, int]:
+                    heads = self._build_heads(
+                        self.layer_shapes[idx],
+                        **self._head_context(idx, 0)).to(x.device)
+                    flops = counter.get_total_flops() if count_flops else 0
+                    before = tracker.live_bytes
+                    tracker.reset_peak()
+                    # attached in training: the heads' input needs grad
+                    feat = x.detach().requires_grad_()
+                    loss = sum(
+                        head.loss(feat, batch) for head in heads.values())
+                    saved = tracker.peak_bytes - before
+                    if count_flops:
+                        loss.backward()
+                        flops = counter.get_total_flops() - flops
+                    return (saved, *_param_bytes(heads), flops)
 
                 def on_layer_end(idx: int, x: Tensor) -> None:
                     layer_bytes[idx] = tracker.live_bytes - state['before']
                     input_bytes[idx + 1] = x.untyped_storage().nbytes()
-                    key = self.layer_shapes[idx]
-                    if contextual:
-                        key = (key, idx) if idx < n - 1 else None
+                    key = head_key(idx)
                     if key is not None and key not in head_cache and \
                             self.head_cfgs:
-                        heads = self._build_heads(
-                            self.layer_shapes[idx],
-                            **self._head_context(idx, 0)).to(x.device)
-                        before = tracker.live_bytes
-                        loss = sum(
-                            head.loss(x.detach(), batch)
-                            for head in heads.values())
-                        head_cache[key] = tracker.live_bytes - before
-                        del loss
-                    head_bytes[idx] = head_cache.get(key, 0)
+                        head_cache[key] = measure_heads(idx, x)
+                    tracker.reset_peak()
                     state['before'] = tracker.live_bytes
 
                 with self._staged_backbone(
                         on_layer_end=on_layer_end, cuts=()):
                     losses = self.architecture.loss(inputs, samples)
-                tail_bytes = tracker.live_bytes - state['before']
+                tail_bytes = tracker.peak_bytes - state['before']
+                if count_flops:
+                    self.parse_losses(losses)[0].backward()
                 del losses
+            head_flops = sum(h[3] for h in head_cache.values())
+            flops = counter.get_total_flops() - head_flops \
+                if count_flops else None
         finally:
             self.train(was_training)
             for name, b in self.named_buffers():
                 b.copy_(buffers[name])
+            for p, grad in grads.items():
+                p.grad = grad
 
         def scaled(values):
             return [int(round(v * factor)) for v in values]
 
-        return MemoryProfile(
+        def per_layer(field):
+            return [
+                head_cache.get(head_key(idx), (0, 0, 0, 0))[field]
+                for idx in range(n)
+            ]
+
+        param_bytes, static_bytes = _param_bytes(self.architecture)
+        profile = MemoryProfile(
             names=[layer.name for layer in self.splitter.basic_layers],
             layer_bytes=scaled(layer_bytes),
             input_bytes=scaled(input_bytes[:n]),
-            head_bytes=scaled(head_bytes),
+            head_bytes=scaled(per_layer(0)),
             tail_bytes=int(round(tail_bytes * factor)),
+            param_bytes=param_bytes,
+            static_bytes=static_bytes,
+            head_param_bytes=per_layer(1),
+            head_static_bytes=per_layer(2),
             input_size=tuple(input_size),
             batch_size=batch_size)
+        if count_flops:
+            profile.update(
+                flops=int(round(flops * factor)),
+                head_flops=scaled(per_layer(3)))
+        return profile
 
     def _plan_balanced(self) -> None:
         splitter = self.splitter
         profile = self.profile_memory(splitter.input_size,
                                       splitter.batch_size)
-        cuts, estimates = plan_balanced_cuts(profile['layer_bytes'],
-                                             profile['input_bytes'],
-                                             profile['head_bytes'],
-                                             profile['tail_bytes'],
-                                             splitter.num_modules)
+        activations = (profile['layer_bytes'], profile['input_bytes'],
+                       profile['head_bytes'], profile['tail_bytes'])
+        if self.max_memory is None:
+            cuts, estimates = plan_balanced_cuts(*activations,
+                                                 splitter.num_modules)
+        else:
+            if self.budget_optimizer is None:
+                raise ValueError(
+                    '`max_memory` counts the optimizer state: give '
+                    "split.optimizer (e.g. 'SGD' or dict(type='SGD', "
+                    'momentum=0.9)); tools/train.py fills it in from the '
+                    "config's optim_wrapper")
+            states = optimizer_states(self.budget_optimizer)
+            cuts, estimates, _ = plan_within_budget(
+                *activations, self.max_memory,
+                profile.fixed_bytes((), states),
+                profile.head_fixed_bytes(states))
         splitter.set_cuts(cuts)
         self.memory_profile = profile
         mib = ', '.join(f'{b / 2**20:.0f}' for b in estimates)
-        MMLogger.get_current_instance().info(
+        logger = MMLogger.get_current_instance()
+        logger.info(
             f'InfoPro* balanced split for input {splitter.input_size} x '
             f'batch {splitter.batch_size}: cuts after {splitter.boundaries}; '
             f'estimated training memory per module (MiB): [{mib}]')
+        if self.max_memory is not None:
+            logger.info(self._budget_table(profile, cuts, states))
+
+    def _budget_table(self, profile: MemoryProfile, cuts: Sequence[int],
+                      states: int) -> str:
+        """The log of a budget plan: one row per module, then the peak."""
+        bounds = [-1, *cuts, len(profile['names']) - 1]
+        heads = profile.head_fixed_bytes(states)
+        optimizer = self.budget_optimizer
+        if isinstance(optimizer, dict):
+            optimizer = optimizer.get('type')
+        lines = [
+            f'InfoPro* max_memory={format_size(self.max_memory)}: K='
+            f'{len(cuts) + 1} is the smallest K that fits (optimizer '
+            f'{optimizer}: {states} state tensor(s) per parameter)',
+            '| module | basic layers | activations | local heads: '
+            'weights, grads, state |', '|---|---|---|---|'
+        ]
+        for k, cost in enumerate(profile.module_bytes(cuts)):
+            first, last = bounds[k] + 1, bounds[k + 1]
+            local = format_size(heads[last]) if k < len(cuts) else '-'
+            lines.append(
+                f'| {k + 1} | {profile["names"][first]}..'
+                f'{profile["names"][last]} | {format_size(cost)} | '
+                f'{local} |')
+        arch = profile.fixed_bytes((), states)
+        local = profile.fixed_bytes(cuts, states) - arch
+        lines.append(
+            f'estimated peak {format_size(profile.peak_bytes(cuts, states))}'
+            f' = largest module + architecture weights, grads and state '
+            f'{format_size(arch)} + local heads {format_size(local)} '
+            f'(budget {format_size(self.max_memory)})')
+        return '\n'.join(lines)

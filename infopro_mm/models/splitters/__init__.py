@@ -1,8 +1,10 @@
-from .planner import module_costs, plan_balanced_cuts
+from .planner import (MemoryBudgetError, module_costs, plan_balanced_cuts,
+                      plan_within_budget)
 from .resnet_splitter import (BasicLayer, ResNetSplitter, supported_backbones,
                               uniform_cuts)
 
 __all__ = [
-    'BasicLayer', 'ResNetSplitter', 'module_costs', 'plan_balanced_cuts',
-    'supported_backbones', 'uniform_cuts'
+    'BasicLayer', 'MemoryBudgetError', 'ResNetSplitter', 'module_costs',
+    'plan_balanced_cuts', 'plan_within_budget', 'supported_backbones',
+    'uniform_cuts'
 ]

@@ -1,7 +1,29 @@
-"""InfoPro*: choose the cuts that minimise the largest module's memory."""
-from typing import List, Sequence, Tuple
+"""InfoPro*: choose the cuts that minimise the largest module's memory, and
+the smallest K that fits a memory budget."""
+from typing import List, Optional, Sequence, Tuple
 
-__all__ = ['module_costs', 'plan_balanced_cuts']
+from infopro_mm.utils import format_size
+
+__all__ = [
+    'MemoryBudgetError', 'module_costs', 'plan_balanced_cuts',
+    'plan_within_budget'
+]
+
+
+class MemoryBudgetError(ValueError):
+    """No K fits a memory budget.
+
+    Args:
+        message (str): What failed.
+        best_peak (int): The smallest achievable peak (bytes).
+        best_num_modules (int): The K that achieves it.
+    """
+
+    def __init__(self, message: str, best_peak: int,
+                 best_num_modules: int) -> None:
+        super().__init__(message)
+        self.best_peak = best_peak
+        self.best_num_modules = best_num_modules
 
 
 def module_costs(cuts: Sequence[int], layer_bytes: Sequence[int],
@@ -97,3 +119,62 @@ def plan_balanced_cuts(layer_bytes: Sequence[int], input_bytes: Sequence[int],
     cuts = list(cuts)
     return cuts, module_costs(cuts, layer_bytes, input_bytes, head_bytes,
                               tail_bytes)
+
+
+def plan_within_budget(layer_bytes: Sequence[int],
+                       input_bytes: Sequence[int],
+                       head_bytes: Sequence[int],
+                       tail_bytes: int,
+                       budget: int,
+                       fixed_bytes: int = 0,
+                       head_fixed_bytes: Sequence[int] = (),
+                       max_modules: Optional[int] = None
+                       ) -> Tuple[List[int], List[int], int]:
+    """Balanced cuts of the smallest K whose peak fits ``budget``.
+
+    For K = 1, 2, ... the cuts of :func:`plan_balanced_cuts`; the peak of a
+    split is its largest module plus the fixed costs: ``fixed_bytes``
+    (the architecture's weights, gradients and optimizer state) and, for
+    every cut, the local heads' (``head_fixed_bytes`` of the cut's layer).
+
+    Args:
+        layer_bytes (Sequence[int]): Saved bytes of each basic layer.
+        input_bytes (Sequence[int]): Bytes of each basic layer's input when
+            it starts a module.
+        head_bytes (Sequence[int]): Saved bytes of the auxiliary heads on
+            each basic layer's output.
+        tail_bytes (int): Saved bytes of the neck and task heads.
+        budget (int): Bytes the peak may reach.
+        fixed_bytes (int): Fixed bytes of the architecture. Defaults to 0.
+        head_fixed_bytes (Sequence[int]): Fixed bytes of one set of local
+            heads on each basic layer's output. Defaults to none.
+        max_modules (int, optional): Largest K tried. Defaults to the
+            number of basic layers.
+
+    Returns:
+        tuple[list[int], list[int], int]: The cuts, the per-module
+        estimates (without fixed costs) and the peak.
+
+    Raises:
+        MemoryBudgetError: When no K fits; it names the smallest
+            achievable peak.
+    """
+    n = len(layer_bytes)
+    head_fixed = list(head_fixed_bytes) or [0] * n
+    best = None
+    for num_modules in range(1, min(max_modules or n, n) + 1):
+        cuts, estimates = plan_balanced_cuts(layer_bytes, input_bytes,
+                                             head_bytes, tail_bytes,
+                                             num_modules)
+        peak = max(estimates) + fixed_bytes + sum(head_fixed[c] for c in cuts)
+        if peak <= budget:
+            return cuts, estimates, peak
+        if best is None or peak < best[0]:
+            best = (peak, num_modules)
+    peak, num_modules = best
+    raise MemoryBudgetError(
+        f'no split fits max_memory={format_size(budget)}: the smallest '
+        f'achievable peak is {format_size(peak)} ({peak} bytes, at '
+        f'K={num_modules}, of which {format_size(fixed_bytes)} are the '
+        "architecture's weights, gradients and optimizer state); raise the "
+        'budget or lower batch_size or input_size', peak, num_modules)

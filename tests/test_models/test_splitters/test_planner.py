@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from infopro_mm.models import module_costs, plan_balanced_cuts
+from infopro_mm.models import (MemoryBudgetError, module_costs,
+                               plan_balanced_cuts, plan_within_budget)
 
 
 def brute_force(layer, inputs, heads, tail, k):
@@ -45,3 +46,38 @@ def test_planner_counts_heads_and_tail():
 def test_planner_rejects_impossible_k():
     with pytest.raises(ValueError, match='cannot split 3 basic layers'):
         plan_balanced_cuts([1, 1, 1], [0, 0, 0], [0, 0, 0], 0, 4)
+
+
+# four equal layers: K modules hold 400 / K (+ 10 per local head); the
+# fixed costs are 50 plus 5 per set of local heads
+BUDGET_CASE = dict(
+    layer_bytes=[100] * 4,
+    input_bytes=[0] * 4,
+    head_bytes=[10] * 4,
+    tail_bytes=0,
+    fixed_bytes=50,
+    head_fixed_bytes=[5] * 4)
+
+
+def test_budget_picks_the_smallest_k_that_fits():
+    # peaks: K=1 450, K=2 265 (210 + 55), K=3 260 (200 + 60),
+    # K=4 175 (110 + 65)
+    cuts, modules, peak = plan_within_budget(budget=265, **BUDGET_CASE)
+    assert cuts == [1] and modules == [210, 200] and peak == 265
+    cuts, modules, peak = plan_within_budget(budget=264, **BUDGET_CASE)
+    assert cuts == [0, 1] and modules == [110, 110, 200] and peak == 260
+    cuts, _, peak = plan_within_budget(budget=259, **BUDGET_CASE)
+    assert len(cuts) == 3 and peak == 175
+    cuts, _, peak = plan_within_budget(budget=10**9, **BUDGET_CASE)
+    assert cuts == [] and peak == 450
+
+
+def test_budget_too_small_names_the_smallest_achievable_peak():
+    with pytest.raises(MemoryBudgetError,
+                       match=r'smallest achievable peak is 175 B \(175 '
+                       r'bytes, at K=4') as info:
+        plan_within_budget(budget=174, **BUDGET_CASE)
+    assert info.value.best_peak == 175
+    assert info.value.best_num_modules == 4
+    with pytest.raises(MemoryBudgetError, match='260 bytes, at K=3'):
+        plan_within_budget(budget=174, max_modules=3, **BUDGET_CASE)
