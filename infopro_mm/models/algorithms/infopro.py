@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from infopro_mm.registry import MODELS
 from infopro_mm.utils import SavedTensorTracker
 from ..heads import LocalBatch
-from ..splitters import module_costs, plan_balanced_cuts
+from ..splitters import module_costs, plan_balanced_cuts, splitter_for
 from .task import dummy_data_samples, task_info
 
 __all__ = ['InfoPro', 'MemoryProfile', 'is_infopro_config']
@@ -57,7 +57,7 @@ class InfoPro(BaseModel):
     """Locally supervised training of an unmodified OpenMMLab model.
 
     The architecture's backbone is split into K gradient-isolated local
-    modules (:class:`~infopro_mm.models.ResNetSplitter`). Each of the first
+    modules (:class:`~infopro_mm.models.BaseSplitter`). Each of the first
     K-1 modules is trained by its own loss
     ``lambda1_k * R_w(x|h_k) + lambda2_k * L_task(h_k)`` computed by local
     heads that live beside the architecture; the last module (rest of the
@@ -75,8 +75,10 @@ class InfoPro(BaseModel):
     Args:
         architecture (dict | nn.Module): The downstream model (mmseg
             segmentor, mmpretrain classifier, mmdet detector).
-        split (dict): Config of the splitter; its type defaults to
-            ``ResNetSplitter``, e.g. ``dict(boundaries=['layer3.12'])`` or
+        split (dict): Config of the splitter; its type defaults to the one
+            of the backbone's family (:func:`~infopro_mm.models.splitter_for`:
+            ResNet, Swin, ConvNeXt, MiT, ViT), e.g.
+            ``dict(boundaries=['layer3.12'])`` or
             ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
         local_heads (dict, optional): Name -> head config, instantiated once
             per local module, e.g. ``dict(recon=dict(type=
@@ -160,7 +162,7 @@ class InfoPro(BaseModel):
             raise TypeError(f'{type(architecture).__name__} has no backbone '
                             'for InfoPro to split')
         split = dict(split)
-        split.setdefault('type', 'infopro_mm.ResNetSplitter')
+        split.setdefault('type', splitter_for(architecture.backbone))
         self.splitter = MODELS.build(
             split, default_args=dict(backbone=architecture.backbone))
         self.head_cfgs = {
