@@ -182,3 +182,46 @@ def build_backbone(family: str, **overrides):
     scope, cfg, _, _ = FAMILIES[family]
     with DefaultScope.overwrite_default_scope(scope):
         return MODELS.build(dict(cfg, **overrides))
+
+
+def tiny_family_model(family: str, num_classes: int = 4) -> dict:
+    """A tiny downstream model on ``family``'s backbone (a key of
+    :data:`FAMILIES`): an mmseg segmentor with a SegFormer head for the
+    multi-scale backbones, an mmpretrain classifier for the pooled ones."""
+    scope, backbone, _, _ = FAMILIES[family]
+    if family in ('convnext-gap', 'mmpretrain-vit-avg'):
+        return dict(
+            type='ImageClassifier',
+            data_preprocessor=tiny_resnet_classifier()['data_preprocessor'],
+            backbone=backbone,
+            head=dict(
+                type='LinearClsHead',
+                num_classes=num_classes,
+                in_channels=backbone.get('arch', {}).get('embed_dims', 32),
+                loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    if scope == 'mmpretrain':
+        backbone = dict(backbone, type='mmpretrain.' + backbone['type'])
+    if family == 'mit':
+        channels = [8, 8, 16, 16]
+    elif 'swin' in family:
+        channels = [16, 32, 64, 128]
+    elif 'convnext' in family:
+        channels = backbone['arch']['channels']
+    else:
+        channels = [16] * 3
+    model = dict(tiny_deeplabv3(num_classes), backbone=backbone)
+    model.pop('auxiliary_head')
+    model.update(
+        decode_head=dict(
+            type='SegformerHead',
+            in_channels=channels,
+            in_index=list(range(len(channels))),
+            channels=16,
+            dropout_ratio=0.0,
+            num_classes=num_classes,
+            norm_cfg=dict(type='BN', requires_grad=True),
+            align_corners=False,
+            loss_decode=dict(
+                type='CrossEntropyLoss', use_sigmoid=False,
+                loss_weight=1.0)))
+    return model
