@@ -416,10 +416,15 @@ class InfoPro(BaseModel):
         """Measure the training memory of every basic layer.
 
         A dry run with saved-tensor accounting at a reduced resolution
-        (exact for these fully convolutional layers: saved bytes scale with
-        the input area) measures each basic layer, the local heads on each
-        basic layer's output, and the architecture's neck + task heads with
-        their loss. BN statistics and train/eval mode are restored.
+        measures each basic layer, the local heads on each basic layer's
+        output, and the architecture's neck + task heads with their loss.
+        The bytes are extrapolated to ``input_size``: proportionally to the
+        input area for convolutional and window-attention families (exact:
+        their saved bytes scale with the area); where the splitter says
+        attention maps grow with the square of the area (MiT, ViT), from a
+        second dry run at half the resolution, fitting ``a * area +
+        b * area**2`` per entry. BN statistics and train/eval mode are
+        restored.
 
         Args:
             input_size (tuple[int, int]): Training input (H, W).
@@ -436,7 +441,45 @@ class InfoPro(BaseModel):
             scale *= 2
         size = (height // scale, width // scale)
         # 2 samples: BN after global pooling (ASPP) refuses a batch of 1.
-        factor = (height * width) / (size[0] * size[1]) * batch_size / 2
+        area = (height * width) / (size[0] * size[1])
+        measured = self._saved_bytes(size)
+        if scale > 1 and self.splitter.quadratic_in_area:
+            half = self._saved_bytes((size[0] // 2, size[1] // 2))
+        else:
+            half = None
+
+        factor = area * batch_size / 2
+
+        def scaled(key):
+            values = measured[key]
+            if half is None:
+                return [int(round(v * factor)) for v in values]
+            # v = a*A + b*A**2 at area A, w at A/4: b*A**2 = 4/3 (v - 4w)
+            quad = [
+                max(0., 4 / 3 * (v - 4 * w))
+                for v, w in zip(values, half[key])
+            ]
+            return [
+                int(round(((v - q) * area + q * area**2) * batch_size / 2))
+                for v, q in zip(values, quad)
+            ]
+
+        return MemoryProfile(
+            names=[layer.name for layer in self.splitter.basic_layers],
+            layer_bytes=scaled('layer_bytes'),
+            input_bytes=scaled('input_bytes'),
+            head_bytes=scaled('head_bytes'),
+            tail_bytes=scaled('tail_bytes')[0],
+            input_size=tuple(input_size),
+            batch_size=batch_size)
+
+    def _saved_bytes(self, size: Tuple[int, int]) -> Dict[str, List[int]]:
+        """Saved bytes of one dry training run on 2 samples of ``size``.
+
+        Returns:
+            dict[str, list[int]]: ``layer_bytes``, ``input_bytes`` and
+            ``head_bytes`` per basic layer, ``tail_bytes`` (one value).
+        """
         buffers = {
             name: b.clone()
             for name, b in self.named_buffers()
@@ -481,18 +524,11 @@ class InfoPro(BaseModel):
             self.train(was_training)
             for name, b in self.named_buffers():
                 b.copy_(buffers[name])
-
-        def scaled(values):
-            return [int(round(v * factor)) for v in values]
-
-        return MemoryProfile(
-            names=[layer.name for layer in self.splitter.basic_layers],
-            layer_bytes=scaled(layer_bytes),
-            input_bytes=scaled(input_bytes[:n]),
-            head_bytes=scaled(head_bytes),
-            tail_bytes=int(round(tail_bytes * factor)),
-            input_size=tuple(input_size),
-            batch_size=batch_size)
+        return dict(
+            layer_bytes=layer_bytes,
+            input_bytes=input_bytes[:n],
+            head_bytes=head_bytes,
+            tail_bytes=[tail_bytes])
 
     def _plan_balanced(self) -> None:
         splitter = self.splitter

@@ -197,6 +197,11 @@ class BaseSplitter:
     family: str = ''
     #: What its basic layers are, in words (for error messages).
     layer_kinds: str = ''
+    #: Whether saved activations grow with the square of the input area
+    #: (global or spatially reduced attention), which the memory profile
+    #: then extrapolates from two resolutions
+    #: (:meth:`~infopro_mm.models.InfoPro.profile_memory`).
+    quadratic_in_area: bool = False
 
     @classmethod
     def supported_backbones(cls) -> Tuple[type, ...]:

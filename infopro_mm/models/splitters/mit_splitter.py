@@ -39,6 +39,7 @@ class MiTSplitter(BaseSplitter):
 
     family = "mmseg's MixVisionTransformer (SegFormer)"
     layer_kinds = 'patch embedding + transformer blocks'
+    quadratic_in_area = True
 
     @classmethod
     def supported_backbones(cls) -> Tuple[type, ...]:

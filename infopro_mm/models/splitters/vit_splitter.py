@@ -28,6 +28,7 @@ class _ViTSplitter(BaseSplitter):
     dropped) as an ``(N, C, H, W)`` map."""
 
     layer_kinds = 'patch embedding + encoder layers'
+    quadratic_in_area = True
 
     def _stem_modules(self, backbone: nn.Module) -> Tuple[nn.Module, ...]:
         raise NotImplementedError

@@ -94,3 +94,22 @@ def test_balanced_planner_and_memory_profile(family):
     assert model.splitter.cuts == cuts and len(cuts) == 2
     assert len(model.local_heads) == 2
     model.train_step(batch_of(family), GradRecorder(model))
+
+
+@pytest.mark.parametrize('family', ['mit', 'mmseg-vit', 'mmseg-swin',
+                                    'convnext'])
+def test_memory_profile_extrapolates_to_the_full_resolution(family):
+    """The profile runs at 256x256 and extrapolates to 512x512: linear in
+    the area for conv / window attention, with a fitted quadratic term
+    where attention maps grow with the square of the area (MiT, ViT)."""
+    model = build(family, num_modules=2)
+    profile = model.profile_memory((512, 512), batch_size=2)
+    exact = model._saved_bytes((512, 512))  # 2 samples = batch_size
+    for key in ('layer_bytes', 'head_bytes', 'input_bytes'):
+        assert profile[key] == pytest.approx(exact[key], rel=0.01), key
+    assert profile['tail_bytes'] == pytest.approx(exact['tail_bytes'][0],
+                                                  rel=0.01)
+    if model.splitter.quadratic_in_area:
+        model.splitter.quadratic_in_area = False
+        linear = model.profile_memory((512, 512), batch_size=2)
+        assert sum(linear['layer_bytes']) < 0.8 * sum(exact['layer_bytes'])
