@@ -155,6 +155,13 @@ class InfoPro(BaseModel):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.for_training = train_cfg is not None
+        # mmpretrain sets Mixup/CutMix (train_cfg.augments) on the
+        # classifier's own preprocessor only: keep them on the replacement
+        own = architecture.data_preprocessor
+        if getattr(own, 'batch_augments', None) is not None and getattr(
+                self.data_preprocessor, 'batch_augments', 0) is None:
+            self.data_preprocessor.batch_augments = own.batch_augments
+            self.data_preprocessor.to_onehot = own.to_onehot
         # One preprocessor for training and inference alike.
         architecture.data_preprocessor = self.data_preprocessor
         self.architecture = architecture

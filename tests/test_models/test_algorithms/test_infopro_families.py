@@ -113,3 +113,26 @@ def test_memory_profile_extrapolates_to_the_full_resolution(family):
         model.splitter.quadratic_in_area = False
         linear = model.profile_memory((512, 512), batch_size=2)
         assert sum(linear['layer_bytes']) < 0.8 * sum(exact['layer_bytes'])
+
+
+def test_mmpretrain_batch_augments_survive_the_top_level_preprocessor():
+    """mmpretrain puts ``train_cfg.augments`` (Mixup/CutMix, e.g. ConvNeXt's
+    recipe) on the classifier's own preprocessor; the config's top-level
+    ``data_preprocessor`` that replaces it must keep them."""
+    architecture = tiny_family_model('convnext-gap')
+    pre = dict(architecture.pop('data_preprocessor'), num_classes=4)
+    architecture['train_cfg'] = dict(
+        augments=[dict(type='Mixup', alpha=0.8)])
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = InfoPro(
+            architecture=architecture,
+            split=dict(num_modules=2),
+            local_heads=CLS_HEADS,
+            loss_weights=dict(recon=1.0, task=1.0),
+            data_preprocessor=pre)
+    augments = model.data_preprocessor.batch_augments
+    assert type(augments.augments[0]).__name__ == 'Mixup'
+    assert model.architecture.data_preprocessor is model.data_preprocessor
+    data = model.data_preprocessor(cls_batch(num_classes=4), True)
+    assert 'gt_score' in data['data_samples'][0]  # soft Mixup targets
+    model.train_step(cls_batch(num_classes=4), GradRecorder(model))
