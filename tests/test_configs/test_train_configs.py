@@ -27,6 +27,15 @@ CITYSCAPES_E2E = [
     'deeplabv3_r101_e2e_40k_cityscapes.py',
     'deeplabv3_r101_e2e_60k_cityscapes.py',
 ]
+# transformer / ConvNeXt backbones (docs/backbones.md); their pretrained
+# backbone checkpoints are switched off like the ResNets' `pretrained`
+CITYSCAPES_BEYOND_RESNET = [
+    'segformer_mit-b5_infopro_k2_1024x1024_cityscapes.py',
+    'segformer_mit-b5_infopro_k4_balanced_1024x1024_cityscapes.py',
+    'upernet_swin-t_infopro_k2_cityscapes.py',
+]
+CITYSCAPES_E2E_BEYOND_RESNET = ['upernet_swin-t_e2e_80k_cityscapes.py']
+IMAGENET_BEYOND_RESNET = ['convnext-t_infopro_k2_imagenet.py']
 IMAGENET = [
     'resnet101_infopro_k2_imagenet.py',
     'resnet152_infopro_k2_imagenet.py',
@@ -121,6 +130,14 @@ def cityscapes(root) -> list:
     ]
 
 
+def cityscapes_beyond_resnet(root) -> list:
+    return cityscapes(root) + ['model.architecture.backbone.init_cfg=None']
+
+
+def cityscapes_e2e_beyond_resnet(root) -> list:
+    return cityscapes_e2e(root) + ['model.backbone.init_cfg=None']
+
+
 def imagenet(root) -> list:
     return [
         *loaders('dataset.data_root', f'{root}/imagenet'),
@@ -147,6 +164,12 @@ def coco(root) -> list:
         'model.train_cfg.rpn_proposal.max_per_img=100',
         'model.train_cfg.rcnn.sampler.num=64', *common()
     ]
+
+
+def imagenet_swin_schedule(root) -> list:
+    # mmpretrain's Swin/ConvNeXt schedule starts its cosine after 20
+    # warm-up epochs: start it at 0 for the 1-epoch run
+    return imagenet(root) + ['param_scheduler.1.begin=0']
 
 
 def cifar10(root) -> list:
@@ -213,10 +236,15 @@ def test_every_config_is_covered():
     }
     configs = {c for c in configs if '_base_' not in c.split(osp.sep)}
     assert configs == set(CITYSCAPES + CITYSCAPES_E2E + IMAGENET + COCO +
-                          DEMO + CONVERTER_TESTED + CIFAR10)
+                          DEMO + CONVERTER_TESTED + CIFAR10 +
+                          CITYSCAPES_BEYOND_RESNET +
+                          CITYSCAPES_E2E_BEYOND_RESNET +
+                          IMAGENET_BEYOND_RESNET)
 
 
-@pytest.mark.parametrize('config', CITYSCAPES + CITYSCAPES_E2E)
+@pytest.mark.parametrize(
+    'config', CITYSCAPES + CITYSCAPES_E2E + CITYSCAPES_BEYOND_RESNET +
+    CITYSCAPES_E2E_BEYOND_RESNET)
 def test_cityscapes_configs_carry_mmseg_multi_scale_flip_tta(config):
     """`tools/test.py CONFIG CKPT --tta` is the paper's MS+Flip row:
     mmseg's SegTTAModel over scales 0.5-1.75, each unflipped and flipped."""
@@ -290,6 +318,12 @@ def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
     *[(c, cityscapes, 'mIoU') for c in CITYSCAPES],
     *[(c, cityscapes_e2e, 'mIoU') for c in CITYSCAPES_E2E],
     *[(c, imagenet, 'accuracy/top1') for c in IMAGENET],
+    *[(c, cityscapes_beyond_resnet, 'mIoU')
+      for c in CITYSCAPES_BEYOND_RESNET],
+    *[(c, cityscapes_e2e_beyond_resnet, 'mIoU')
+      for c in CITYSCAPES_E2E_BEYOND_RESNET],
+    *[(c, imagenet_swin_schedule, 'accuracy/top1')
+      for c in IMAGENET_BEYOND_RESNET],
     *[(c, coco, 'coco/bbox_mAP') for c in COCO],
     *[(c, demo, 'mIoU') for c in DEMO],
     *[(c, cifar10, 'accuracy/top1') for c in CIFAR10],

@@ -610,3 +610,47 @@ def test_interrupted_write_leaves_nothing(tmp_path, resnet18_release,
         cv.convert_checkpoint(src, str(out_dir / 'converted.pth'),
                               'mmpretrain-classifier', config)
     assert os.listdir(out_dir) == []
+
+
+# ----------------------------------------------------------------------
+# Swin / ConvNeXt InfoPro checkpoints into mmdet backbones
+@pytest.mark.parametrize('family,det_backbone', [
+    ('mmseg-swin', None),  # mmseg's Swin -> mmdet's SwinTransformer
+    ('convnext', 'mmpretrain.ConvNeXt'),
+])
+def test_beyond_resnet_infopro_checkpoint_to_mmdet_backbone(
+        family, det_backbone, tmp_path):
+    from tiny_models import CLS_HEADS, FAMILIES, SEG_HEADS, tiny_family_model
+
+    from infopro_mm.models import InfoPro
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        infopro = InfoPro(
+            architecture=tiny_family_model(family),
+            split=dict(boundaries=[FAMILIES[family][2]]),
+            local_heads=SEG_HEADS if 'swin' in family else CLS_HEADS,
+            loss_weights=dict(recon=1.0, task=1.0))
+    src = str(tmp_path / 'infopro.pth')
+    torch.save(dict(state_dict=infopro.state_dict(), meta={}), src)
+    backbone_cfg = dict(FAMILIES[family][1])
+    if det_backbone:
+        backbone_cfg['type'] = det_backbone
+    config = tmp_path / 'det.py'
+    config.write_text(f"default_scope = 'mmdet'\nmodel = dict(type="
+                      f"'RetinaNet', backbone={backbone_cfg!r})\n")
+    dst = str(tmp_path / 'backbone.pth')
+    meta = cv.convert_checkpoint(src, dst, 'mmdet-backbone', str(config))
+    assert all(k.startswith('local_heads.')
+               for k in meta['dropped_auxiliary_keys'])
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        backbone = MODELS.build(backbone_cfg)
+    if det_backbone is None:
+        assert type(backbone).__module__.startswith('mmdet.')
+    load_checkpoint(backbone, dst, strict=True)
+    ours = infopro.architecture.backbone
+    ours.eval()
+    backbone.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(backbone(x), ours(x)):
+            torch.testing.assert_close(a, b)

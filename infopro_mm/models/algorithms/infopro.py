@@ -16,7 +16,8 @@ from infopro_mm.registry import MODELS
 from infopro_mm.utils import (SavedTensorTracker, flop_counter, format_size,
                               optimizer_states, parse_size)
 from ..heads import LocalBatch, build_local_head, local_head_class
-from ..splitters import module_costs, plan_balanced_cuts, plan_within_budget
+from ..splitters import (module_costs, plan_balanced_cuts, plan_within_budget,
+                         splitter_for)
 from .task import dummy_data_samples, task_info
 
 __all__ = ['InfoPro', 'MemoryProfile', 'is_infopro_config']
@@ -112,7 +113,7 @@ class InfoPro(BaseModel):
     """Locally supervised training of an unmodified OpenMMLab model.
 
     The architecture's backbone is split into K gradient-isolated local
-    modules (:class:`~infopro_mm.models.ResNetSplitter`). Each of the first
+    modules (:class:`~infopro_mm.models.BaseSplitter`). Each of the first
     K-1 modules is trained by its own loss
     ``lambda1_k * R_w(x|h_k) + lambda2_k * L_task(h_k)`` computed by local
     heads that live beside the architecture; the last module (rest of the
@@ -130,8 +131,10 @@ class InfoPro(BaseModel):
     Args:
         architecture (dict | nn.Module): The downstream model (mmseg
             segmentor, mmpretrain classifier, mmdet detector).
-        split (dict): Config of the splitter; its type defaults to
-            ``ResNetSplitter``, e.g. ``dict(boundaries=['layer3.12'])`` or
+        split (dict): Config of the splitter; its type defaults to the one
+            of the backbone's family (:func:`~infopro_mm.models.splitter_for`:
+            ResNet, Swin, ConvNeXt, MiT, ViT), e.g.
+            ``dict(boundaries=['layer3.12'])`` or
             ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
             Instead of ``num_modules``, ``max_memory`` (bytes or a string
             such as ``'10GiB'``, with ``policy='balanced'`` (the default
@@ -224,7 +227,7 @@ class InfoPro(BaseModel):
             raise TypeError(f'{type(architecture).__name__} has no backbone '
                             'for InfoPro to split')
         split = dict(split)
-        split.setdefault('type', 'infopro_mm.ResNetSplitter')
+        split.setdefault('type', splitter_for(architecture.backbone))
         self.max_memory, self.budget_optimizer = self._pop_budget(split)
         self.splitter = MODELS.build(
             split, default_args=dict(backbone=architecture.backbone))
@@ -252,8 +255,8 @@ class InfoPro(BaseModel):
             raise ValueError(
                 f'local heads {sorted(missing)} have no loss weight: give '
                 '`loss_weights` for every local head (e.g. the authors\' '
-                'ResNet-32 K=2 setting dict(recon=5, task=1); docs/configs.md, '
-                '"Loss weights", lists the published ones)')
+                'ResNet-32 K=2 setting dict(recon=5, task=1); '
+                'docs/configs.md, "Loss weights", lists the published ones)')
         # Multipliers of the configured weights, scheduled by InfoProHook.
         self.weight_factors = {name: 1.0 for name in self.head_cfgs}
         self.task_info = task_info(architecture)
@@ -596,13 +599,18 @@ class InfoPro(BaseModel):
         """Measure the training memory of every basic layer.
 
         A dry run with saved-tensor accounting at a reduced resolution
-        (exact for these fully convolutional layers: saved bytes scale with
-        the input area) measures each basic layer, the local heads on each
-        basic layer's output, and the architecture's neck + task heads with
-        their loss (their peak, transient tensors included, e.g. the
-        indices that an accuracy's ``topk`` saves). The fixed costs
-        (parameters, buffers) are read off the architecture and the heads.
-        BN statistics and train/eval mode are restored.
+        measures each basic layer, the local heads on each basic layer's
+        output, and the architecture's neck + task heads with their loss
+        (their peak, transient tensors included, e.g. the indices that an
+        accuracy's ``topk`` saves). The bytes (and FLOPs) are extrapolated
+        to ``input_size``: proportionally to the input area for
+        convolutional and window-attention families (exact: their saved
+        bytes scale with the area); where the splitter says attention maps
+        grow with the square of the area (MiT, ViT), from a second dry run
+        at half the resolution, fitting ``a * area + b * area**2`` per
+        entry. The fixed costs (parameters, buffers) are read off the
+        architecture and the heads. BN statistics, gradients and train/eval
+        mode are restored.
 
         Args:
             input_size (tuple[int, int]): Training input (H, W).
@@ -623,8 +631,61 @@ class InfoPro(BaseModel):
                (4 * scale * scale) >= 256 * 256):
             scale *= 2
         size = (height // scale, width // scale)
+        area = (height * width) / (size[0] * size[1])
+        measured = self._dry_run(size, count_flops)
+        half = None
+        if scale > 1 and self.splitter.quadratic_in_area:
+            half = self._dry_run((size[0] // 2, size[1] // 2), count_flops)
+
         # 2 samples: BN after global pooling (ASPP) refuses a batch of 1.
-        factor = (height * width) / (size[0] * size[1]) * batch_size / 2
+        def scaled(key: str) -> List[int]:
+            values = measured[key]
+            if half is None:
+                return [int(round(v * area * batch_size / 2)) for v in values]
+            # v = a*A + b*A**2 at area A, w at A/4: b*A**2 = 4/3 (v - 4w)
+            quad = [
+                max(0., 4 / 3 * (v - 4 * w))
+                for v, w in zip(values, half[key])
+            ]
+            return [
+                int(round(((v - q) * area + q * area**2) * batch_size / 2))
+                for v, q in zip(values, quad)
+            ]
+
+        param_bytes, static_bytes = _param_bytes(self.architecture)
+        profile = MemoryProfile(
+            names=[layer.name for layer in self.splitter.basic_layers],
+            layer_bytes=scaled('layer_bytes'),
+            input_bytes=scaled('input_bytes'),
+            head_bytes=scaled('head_bytes'),
+            tail_bytes=scaled('tail_bytes')[0],
+            param_bytes=param_bytes,
+            static_bytes=static_bytes,
+            head_param_bytes=measured['head_param_bytes'],
+            head_static_bytes=measured['head_static_bytes'],
+            input_size=tuple(input_size),
+            batch_size=batch_size)
+        if count_flops:
+            profile.update(
+                flops=scaled('flops')[0], head_flops=scaled('head_flops'))
+        return profile
+
+    def _dry_run(self, size: Tuple[int, int],
+                 count_flops: bool) -> Dict[str, List[int]]:
+        """Saved bytes (and FLOPs) of one training step on 2 samples.
+
+        Args:
+            size (tuple[int, int]): Input (H, W) of the dry run.
+            count_flops (bool): Count FLOPs too (see :meth:`profile_memory`).
+
+        Returns:
+            dict[str, list[int]]: Per basic layer ``layer_bytes``,
+            ``input_bytes`` (of its input), ``head_bytes``,
+            ``head_param_bytes``, ``head_static_bytes`` and ``head_flops``
+            of the local heads on its output; ``tail_bytes`` and
+            ``flops`` (the end-to-end step without the local heads), one
+            value each.
+        """
         buffers = {
             name: b.clone()
             for name, b in self.named_buffers()
@@ -701,41 +762,25 @@ class InfoPro(BaseModel):
                 del losses
             head_flops = sum(h[3] for h in head_cache.values())
             flops = counter.get_total_flops() - head_flops \
-                if count_flops else None
+                if count_flops else 0
         finally:
             self.train(was_training)
             for name, b in self.named_buffers():
                 b.copy_(buffers[name])
             for p, grad in grads.items():
                 p.grad = grad
-
-        def scaled(values):
-            return [int(round(v * factor)) for v in values]
-
-        def per_layer(field):
-            return [
-                head_cache.get(head_key(idx), (0, 0, 0, 0))[field]
-                for idx in range(n)
-            ]
-
-        param_bytes, static_bytes = _param_bytes(self.architecture)
-        profile = MemoryProfile(
-            names=[layer.name for layer in self.splitter.basic_layers],
-            layer_bytes=scaled(layer_bytes),
-            input_bytes=scaled(input_bytes[:n]),
-            head_bytes=scaled(per_layer(0)),
-            tail_bytes=int(round(tail_bytes * factor)),
-            param_bytes=param_bytes,
-            static_bytes=static_bytes,
-            head_param_bytes=per_layer(1),
-            head_static_bytes=per_layer(2),
-            input_size=tuple(input_size),
-            batch_size=batch_size)
-        if count_flops:
-            profile.update(
-                flops=int(round(flops * factor)),
-                head_flops=scaled(per_layer(3)))
-        return profile
+        heads = [
+            head_cache.get(head_key(idx), (0, 0, 0, 0)) for idx in range(n)
+        ]
+        return dict(
+            layer_bytes=layer_bytes,
+            input_bytes=input_bytes[:n],
+            head_bytes=[h[0] for h in heads],
+            head_param_bytes=[h[1] for h in heads],
+            head_static_bytes=[h[2] for h in heads],
+            head_flops=[h[3] for h in heads],
+            tail_bytes=[tail_bytes],
+            flops=[flops])
 
     def _plan_balanced(self) -> None:
         splitter = self.splitter

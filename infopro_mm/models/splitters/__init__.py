@@ -1,10 +1,16 @@
+from .base_splitter import BaseSplitter, BasicLayer, Tokens, uniform_cuts
+from .convnext_splitter import ConvNeXtSplitter
+from .mit_splitter import MiTSplitter
 from .planner import (MemoryBudgetError, module_costs, plan_balanced_cuts,
                       plan_within_budget)
-from .resnet_splitter import (BasicLayer, ResNetSplitter, supported_backbones,
-                              uniform_cuts)
+from .resnet_splitter import ResNetSplitter, supported_backbones
+from .selection import SPLITTERS, splitter_for
+from .swin_splitter import SwinSplitter
+from .vit_splitter import MMPretrainViTSplitter, MMSegViTSplitter
 
 __all__ = [
-    'BasicLayer', 'MemoryBudgetError', 'ResNetSplitter', 'module_costs',
-    'plan_balanced_cuts', 'plan_within_budget', 'supported_backbones',
-    'uniform_cuts'
+    'BaseSplitter', 'BasicLayer', 'ConvNeXtSplitter', 'MMPretrainViTSplitter',
+    'MMSegViTSplitter', 'MemoryBudgetError', 'MiTSplitter', 'ResNetSplitter',
+    'SPLITTERS', 'SwinSplitter', 'Tokens', 'module_costs', 'plan_balanced_cuts',
+    'plan_within_budget', 'splitter_for', 'supported_backbones', 'uniform_cuts'
 ]

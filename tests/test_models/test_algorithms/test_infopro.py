@@ -379,3 +379,4 @@ def test_runner_preprocessor_keeps_the_architectures_batch_augments():
     data = model.data_preprocessor(cls_batch(num=4, num_classes=5), True)
     scores = torch.stack([s.gt_score for s in data['data_samples']])
     assert scores.shape == (4, 5) and (scores < 1).any()
+    model.train_step(cls_batch(num=4, num_classes=5), GradRecorder(model))
