@@ -296,6 +296,8 @@ class InfoProRunner(Runner):
         writes.
         """
         meta = dict(meta or {})
+        if hasattr(self.model, 'synchronize'):  # InfoProModuleParallel
+            self.model.synchronize()
         meta['rng_states'] = all_gather_object(get_rng_state())
         split = self._split_meta()
         if split is not None:
@@ -327,7 +329,24 @@ class InfoProRunner(Runner):
         loop.run = run_keeping_rng_state
         return loop
 
+    def build_optim_wrapper(self, optim_wrapper):
+        """mmengine's; module-parallel ranks keep only their module's
+        parameters (``InfoProModuleParallel.restrict_optimizer``)."""
+        optim_wrapper = super().build_optim_wrapper(optim_wrapper)
+        if hasattr(self.model, 'restrict_optimizer'):
+            self.model.restrict_optimizer(optim_wrapper)
+        return optim_wrapper
+
     def build_train_loop(self, loop):
+        if hasattr(self.model, 'restrict_optimizer') and isinstance(
+                loop, dict) and loop.get('type') not in (
+                    'ModuleParallelTrainLoop',
+                    'infopro_mm.ModuleParallelTrainLoop'):
+            raise ValueError(
+                'InfoProModuleParallel needs train_cfg.type='
+                "'infopro_mm.ModuleParallelTrainLoop' (it gives rank 0 the "
+                'single-process data order and the other ranks no data), '
+                f'got {loop.get("type", "IterBasedTrainLoop")!r}')
         if isinstance(loop, dict):
             keys = set(loop) - {'type', 'by_epoch', '_scope_'}
             if 'type' in loop:

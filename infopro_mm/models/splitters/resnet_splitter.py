@@ -256,7 +256,9 @@ class ResNetSplitter:
                 x: Tensor,
                 on_module_end: Optional[Callable[[int, Tensor], None]] = None,
                 on_layer_end: Optional[Callable[[int, Tensor], None]] = None,
-                cuts: Optional[Sequence[int]] = None) -> Tuple[Tensor, ...]:
+                cuts: Optional[Sequence[int]] = None,
+                modules: Optional[range] = None,
+                outs: Sequence[Tensor] = ()) -> Tuple[Tensor, ...]:
         """Run the backbone module by module, like its own ``forward``.
 
         After each of the first K-1 modules, ``on_module_end(k, h)`` is
@@ -281,15 +283,25 @@ class ResNetSplitter:
                 layer (used for probing and memory profiling).
             cuts (Sequence[int], optional): Cuts to use instead of
                 :attr:`cuts` (``()`` runs the backbone as one module).
+            modules (range, optional): Run only these local modules (a
+                contiguous range of indices, as one pipeline stage does):
+                ``x`` is then the input of the first of them. Defaults to
+                all.
+            outs (Sequence[Tensor]): Backbone outputs of the modules before
+                ``modules`` (detached), as a previous stage passes them on.
+                Defaults to none.
 
         Returns:
             tuple[Tensor]: The outputs the backbone's ``forward`` returns.
         """
         out_indices = self.backbone.out_indices
-        cuts = set(self.cuts if cuts is None else cuts)
-        outs = []
-        module = 0
-        for idx, layer in enumerate(self.basic_layers):
+        cuts = sorted(self.cuts if cuts is None else cuts)
+        bounds = [-1, *cuts, len(self.basic_layers) - 1]
+        modules = range(len(bounds) - 1) if modules is None else modules
+        outs = list(outs)
+        module = modules.start
+        for idx in range(bounds[modules.start] + 1, bounds[modules.stop] + 1):
+            layer = self.basic_layers[idx]
             x = _checkpointable_input(layer, x)
             x = layer(x)
             if on_layer_end is not None:
