@@ -1,5 +1,6 @@
 """Optimizer wrappers that run one local backward per local module."""
-from typing import Callable, List
+from contextlib import contextmanager
+from typing import Callable, List, Optional
 
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
@@ -33,9 +34,24 @@ class LocalBackwardMixin:
         super().__init__(*args, **kwargs)
         self.before_step_hooks: List[Callable[[], None]] = []
         self.state_layout = None
+        self._gathered: Optional[dict] = None
+
+    @contextmanager
+    def gathered_state(self):
+        """Within this context :meth:`state_dict` returns the state taken on
+        entry, so that one rank alone may ask for it (mmengine writes
+        checkpoints on rank 0 only; gathering a module-parallel state is a
+        collective that every rank enters here)."""
+        self._gathered = self.state_dict()
+        try:
+            yield
+        finally:
+            self._gathered = None
 
     def state_dict(self) -> dict:
         """The wrapper's state dict, in the single-model layout."""
+        if self._gathered is not None:
+            return self._gathered
         state = super().state_dict()
         if self.state_layout is None:
             return state

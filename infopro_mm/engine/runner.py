@@ -3,6 +3,7 @@ silently wrong."""
 import glob
 import os.path as osp
 import re
+from contextlib import ExitStack
 from typing import Callable, List, Optional, Union
 
 from mmengine.config import Config
@@ -55,6 +56,11 @@ class _RestoreRngAfterSkip:
             if self.skip == 0:
                 set_rng_state(self.rng_state)
         return batch
+
+
+def _is_module_parallel(model) -> bool:
+    from infopro_mm.models import InfoProModuleParallel
+    return isinstance(model, InfoProModuleParallel)
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -296,15 +302,18 @@ class InfoProRunner(Runner):
         writes.
         """
         meta = dict(meta or {})
-        if hasattr(self.model, 'synchronize'):  # InfoProModuleParallel
-            self.model.synchronize()
         meta['rng_states'] = all_gather_object(get_rng_state())
         split = self._split_meta()
         if split is not None:
             meta['infopro_split'] = split
-        super().save_checkpoint(out_dir, filename, file_client_args,
-                                save_optimizer, save_param_scheduler, meta,
-                                by_epoch, backend_args)
+        with ExitStack() as stack:
+            if _is_module_parallel(self.model):
+                # every module's weights and optimizer state to rank 0
+                self.model.synchronize()
+                stack.enter_context(self.optim_wrapper.gathered_state())
+            super().save_checkpoint(out_dir, filename, file_client_args,
+                                    save_optimizer, save_param_scheduler,
+                                    meta, by_epoch, backend_args)
 
     # ------------------------------------------------------------------
     # environment
@@ -333,12 +342,12 @@ class InfoProRunner(Runner):
         """mmengine's; module-parallel ranks keep only their module's
         parameters (``InfoProModuleParallel.restrict_optimizer``)."""
         optim_wrapper = super().build_optim_wrapper(optim_wrapper)
-        if hasattr(self.model, 'restrict_optimizer'):
+        if _is_module_parallel(self.model):
             self.model.restrict_optimizer(optim_wrapper)
         return optim_wrapper
 
     def build_train_loop(self, loop):
-        if hasattr(self.model, 'restrict_optimizer') and isinstance(
+        if _is_module_parallel(self.model) and isinstance(
                 loop, dict) and loop.get('type') not in (
                     'ModuleParallelTrainLoop',
                     'infopro_mm.ModuleParallelTrainLoop'):

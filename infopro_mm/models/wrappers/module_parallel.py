@@ -118,7 +118,7 @@ class InfoProModuleParallel(nn.Module):
       :class:`StageLink` (``isend``, a bounded queue of ``queue_depth``
       messages);
     - the last rank sends every loss of the batch back to rank 0, which
-      logs them (a few steps late: the pipeline's lag).
+      logs them :attr:`log_lag` steps late (the pipeline's lag).
 
     Every rank's optimizer holds only its module's parameters
     (:meth:`restrict_optimizer`, applied by ``InfoProRunner``); the other
@@ -312,13 +312,19 @@ class InfoProModuleParallel(nn.Module):
         model.local_log_vars = {}
         return log_vars
 
-    def _latest_losses(self) -> Dict[str, Tensor]:
-        """Rank 0: the losses of the newest batch the last rank finished."""
-        arrived = self.loss_link.poll()
-        if not arrived:
+    @property
+    def log_lag(self) -> int:
+        """Rank 0 logs at step t the losses of step ``t - log_lag``
+        (``K - 1 + queue_depth``: waiting for them lets rank 0 run that far
+        ahead of the last rank)."""
+        return self.num_stages - 1 + self.queue_depth
+
+    def _lagged_losses(self, step: int) -> Dict[str, Tensor]:
+        """Rank 0: every loss of step ``step - log_lag`` (none before)."""
+        if step < self.log_lag:
             self.module.local_log_vars = {}
             return {}
-        meta, _ = arrived[-1]
+        meta, _ = self.loss_link.receive(step - self.log_lag)
         self.module.local_log_vars = {
             n: torch.tensor(v) for n, v in meta['local'].items()
         }
@@ -335,10 +341,9 @@ class InfoProModuleParallel(nn.Module):
                 restricted by :meth:`restrict_optimizer`.
 
         Returns:
-            dict[str, Tensor]: On rank 0, the task losses of the newest
-            batch the pipeline finished (local losses go to
-            ``InfoPro.local_log_vars``, logged by ``InfoProHook``); on the
-            others, their own.
+            dict[str, Tensor]: On rank 0, the task losses of step
+            ``t - log_lag`` (local losses go to ``InfoPro.local_log_vars``,
+            logged by ``InfoProHook``); on the others, their own.
         """
         if getattr(optim_wrapper, 'state_layout', None) is None:
             raise RuntimeError(
@@ -365,7 +370,7 @@ class InfoProModuleParallel(nn.Module):
                 self.loss_link.send(
                     dict(step=step, local=state['local'],
                          task={n: float(v) for n, v in log_vars.items()}))
-        return self._latest_losses() if self.stage == 0 else log_vars
+        return self._lagged_losses(step) if self.stage == 0 else log_vars
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         """The model's own ``val_step`` (call :meth:`synchronize` first)."""

@@ -168,17 +168,3 @@ class StageLink:
                 f'{step} within {self.timeout:g} s (did rank {self.src} stop '
                 'or fall behind?)') from None
         return self._unpack(item, step)
-
-    def poll(self) -> List[Tuple[Any, List[Tensor]]]:
-        """Every message that has arrived, without waiting (steps are not
-        checked)."""
-        items = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return items
-            if item is None:
-                return items
-            step = item[0]['step'] if isinstance(item, tuple) else -1
-            items.append(self._unpack(item, step))

@@ -73,14 +73,13 @@ def train_pipelined(k, rank, stale=False):
     logs = []
     for batch in batches():
         log_vars = wrapper.train_step(batch if rank == 0 else None, optim)
-        logs.append(sorted(log_vars))
+        logs.append((sorted(log_vars), sorted(model.local_log_vars)))
     before_sync = state(model)
     wrapper.synchronize()
     full_optim = optim.state_dict()  # collective
     optim.load_state_dict(full_optim)
     roundtrip = optim.state_dict()
     wrapper.close()
-    logs.append(sorted(wrapper._latest_losses()) if rank == 0 else [])
     return dict(
         state=state(model),
         optim=full_optim,
@@ -90,8 +89,8 @@ def train_pipelined(k, rank, stale=False):
             n for n, t in before_sync.items()
             if torch.equal(t, initial[n])
         ],
-        logs=logs,
-        local_logs=sorted(model.local_log_vars))
+        log_lag=wrapper.log_lag,
+        logs=logs)
 
 
 def errors(world, rank):
@@ -207,13 +206,20 @@ def test_other_modules_are_not_stepped(ranks):
 
 
 def test_losses_of_every_stage_reach_rank_0(ranks):
+    """Rank 0 logs at step t every loss of step t - log_lag."""
     world, results = ranks
     expected_local = sorted(
         f'local{k + 1}.loss_{name}' for k in range(world - 1)
         for name in ('recon', 'task'))
-    logs = results[0][f'k{world}']['logs']
-    assert any('decode.loss_ce' in keys for keys in logs)
-    assert results[0][f'k{world}']['local_logs'] == expected_local
+    result = results[0][f'k{world}']
+    lag = result['log_lag']
+    assert 0 < lag < STEPS
+    for step, (task, local) in enumerate(result['logs']):
+        if step < lag:
+            assert task == [] and local == []
+        else:
+            assert 'decode.loss_ce' in task and 'loss' in task
+            assert local == expected_local
 
 
 def test_stale_features_fail_the_check(ranks):
