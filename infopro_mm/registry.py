@@ -10,6 +10,7 @@ after ``custom_imports=dict(imports=['infopro_mm'])``.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
@@ -24,7 +25,7 @@ from infopro_mm.utils.arguments import checked_init
 __all__ = [
     'MODELS', 'MODEL_WRAPPERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'HOOKS', 'DATASETS', 'TRANSFORMS',
-    'RUNNERS'
+    'RUNNERS', 'LOOPS'
 ]
 
 
@@ -75,5 +76,10 @@ TRANSFORMS = Registry(
 RUNNERS = Registry(
     'runner',
     parent=MMENGINE_RUNNERS,
+    scope='infopro_mm',
+    locations=['infopro_mm.engine'])
+LOOPS = Registry(
+    'loop',
+    parent=MMENGINE_LOOPS,
     scope='infopro_mm',
     locations=['infopro_mm.engine'])

@@ -1,5 +1,6 @@
 from .hooks import *  # noqa: F401,F403
 from .checkpoint import CheckpointMismatchError, match_layout
+from .loops import ModuleParallelTrainLoop
 from .optim_wrapper import (InfoProAmpOptimWrapper, InfoProOptimWrapper,
                             LocalBackwardMixin)
 from .runner import (CheckpointReadError, InfoProRunner, ResumeError,
@@ -9,5 +10,5 @@ from . import hooks
 __all__ = hooks.__all__ + [
     'CheckpointMismatchError', 'CheckpointReadError',
     'InfoProAmpOptimWrapper', 'InfoProOptimWrapper', 'InfoProRunner',
-    'LocalBackwardMixin', 'ResumeError', 'build_runner', 'match_layout'
+    'LocalBackwardMixin', 'ModuleParallelTrainLoop', 'ResumeError', 'build_runner', 'match_layout'
 ]

@@ -4,6 +4,7 @@ import copy
 import glob
 import os.path as osp
 import re
+from contextlib import ExitStack
 from typing import Callable, List, Optional, Union
 
 from mmengine.config import Config
@@ -57,6 +58,11 @@ class _RestoreRngAfterSkip:
             if self.skip == 0:
                 set_rng_state(self.rng_state)
         return batch
+
+
+def _is_module_parallel(model) -> bool:
+    from infopro_mm.models import InfoProModuleParallel
+    return isinstance(model, InfoProModuleParallel)
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -305,9 +311,14 @@ class InfoProRunner(Runner):
         split = self._split_meta()
         if split is not None:
             meta['infopro_split'] = split
-        super().save_checkpoint(out_dir, filename, file_client_args,
-                                save_optimizer, save_param_scheduler, meta,
-                                by_epoch, backend_args)
+        with ExitStack() as stack:
+            if _is_module_parallel(self.model):
+                # every module's weights and optimizer state to rank 0
+                self.model.synchronize()
+                stack.enter_context(self.optim_wrapper.gathered_state())
+            super().save_checkpoint(out_dir, filename, file_client_args,
+                                    save_optimizer, save_param_scheduler,
+                                    meta, by_epoch, backend_args)
 
     # ------------------------------------------------------------------
     # environment
@@ -346,7 +357,24 @@ class InfoProRunner(Runner):
         loop.run = run_keeping_rng_state
         return loop
 
+    def build_optim_wrapper(self, optim_wrapper):
+        """mmengine's; module-parallel ranks keep only their module's
+        parameters (``InfoProModuleParallel.restrict_optimizer``)."""
+        optim_wrapper = super().build_optim_wrapper(optim_wrapper)
+        if _is_module_parallel(self.model):
+            self.model.restrict_optimizer(optim_wrapper)
+        return optim_wrapper
+
     def build_train_loop(self, loop):
+        if _is_module_parallel(self.model) and isinstance(
+                loop, dict) and loop.get('type') not in (
+                    'ModuleParallelTrainLoop',
+                    'infopro_mm.ModuleParallelTrainLoop'):
+            raise ValueError(
+                'InfoProModuleParallel needs train_cfg.type='
+                "'infopro_mm.ModuleParallelTrainLoop' (it gives rank 0 the "
+                'single-process data order and the other ranks no data), '
+                f'got {loop.get("type", "IterBasedTrainLoop")!r}')
         if isinstance(loop, dict):
             keys = set(loop) - {'type', 'by_epoch', '_scope_'}
             if 'type' in loop:

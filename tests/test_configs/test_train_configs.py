@@ -92,6 +92,9 @@ TRAIN_WITHOUT_CIFAR_MD5 = (
 # The InfoPro-initialised Faster-RCNN needs a converted checkpoint; it is
 # trained in tests/test_tools/test_model_converters.py.
 CONVERTER_TESTED = ['faster-rcnn_r101_fpn_infopro-imagenet_1x_coco.py']
+# Module-parallel configs need K processes: trained through
+# tools/dist_train.sh in tests/test_tools/test_dist_train.py.
+DIST_TESTED = ['demo/deeplabv3_r18-d8_infopro-k2-mp_digits-64x64.py']
 
 
 def loaders(key: str, value) -> list:
@@ -236,7 +239,7 @@ def test_every_config_is_covered():
     }
     configs = {c for c in configs if '_base_' not in c.split(osp.sep)}
     assert configs == set(CITYSCAPES + CITYSCAPES_E2E + IMAGENET + COCO +
-                          DEMO + CONVERTER_TESTED + CIFAR10 +
+                          DEMO + CONVERTER_TESTED + DIST_TESTED + CIFAR10 +
                           CITYSCAPES_BEYOND_RESNET +
                           CITYSCAPES_E2E_BEYOND_RESNET +
                           IMAGENET_BEYOND_RESNET)

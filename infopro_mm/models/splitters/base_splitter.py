@@ -321,7 +321,9 @@ class BaseSplitter:
                 x: Tensor,
                 on_module_end: Optional[Callable[[int, Tensor], None]] = None,
                 on_layer_end: Optional[Callable[[int, Tensor], None]] = None,
-                cuts: Optional[Sequence[int]] = None) -> Tuple[Any, ...]:
+                cuts: Optional[Sequence[int]] = None,
+                modules: Optional[range] = None,
+                outs: Sequence[Tensor] = ()) -> Tuple[Any, ...]:
         """Run the backbone module by module, like its own ``forward``.
 
         After each of the first K-1 modules, ``on_module_end(k, h)`` is
@@ -350,15 +352,36 @@ class BaseSplitter:
                 memory profiling).
             cuts (Sequence[int], optional): Cuts to use instead of
                 :attr:`cuts` (``()`` runs the backbone as one module).
+            modules (range, optional): Run only these local modules (a
+                contiguous range of indices, as one pipeline stage does):
+                ``x`` is then the input of the first of them. Defaults to
+                all.
+            outs (Sequence[Tensor]): The detached backbone-output taps of
+                the modules before ``modules`` (before any output norm), as
+                the previous pipeline stage returned them. Defaults to none.
 
         Returns:
-            tuple: The outputs the backbone's ``forward`` returns.
+            tuple: The outputs the backbone's ``forward`` returns; when
+            ``modules`` stops before the last module, the taps so far
+            (before any output norm), for the next pipeline stage.
         """
-        cuts = set(self.cuts if cuts is None else cuts)
-        taps: List[Tuple[BasicLayer, State]] = []
+        cuts = sorted(self.cuts if cuts is None else cuts)
+        bounds = [-1, *cuts, len(self.basic_layers) - 1]
+        modules = range(len(bounds) - 1) if modules is None else modules
+        first = bounds[modules.start] + 1
+        earlier = [
+            layer for idx, layer in enumerate(self.basic_layers[:first])
+            if self._is_tap(idx, layer)
+        ]
+        if len(earlier) != len(outs):
+            raise ValueError(f'modules {modules} need the {len(earlier)} '
+                             f'backbone outputs of the modules before them, '
+                             f'got {len(outs)}')
+        taps: List[Tuple[BasicLayer, State]] = list(zip(earlier, outs))
         state: State = x
-        module = 0
-        for idx, layer in enumerate(self.basic_layers):
+        module = modules.start
+        for idx in range(first, bounds[modules.stop] + 1):
+            layer = self.basic_layers[idx]
             state = _checkpointable_input(layer, state)
             state = layer(state)
             if on_layer_end is not None:
@@ -371,6 +394,8 @@ class BaseSplitter:
                 state = _apply(state, Tensor.detach)
                 taps = [(tap, _apply(s, Tensor.detach)) for tap, s in taps]
                 module += 1
+        if modules.stop < len(bounds) - 1:
+            return tuple(s for _, s in taps)
         return tuple(self._tap(layer, s) for layer, s in taps)
 
     @torch.no_grad()

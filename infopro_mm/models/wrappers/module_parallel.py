@@ -1,0 +1,393 @@
+"""Module-parallel InfoPro: one local module per process, pipelined."""
+from datetime import timedelta
+from itertools import chain
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+import torch
+import torch.distributed as dist
+from mmengine.dist import all_gather_object
+from mmengine.optim import OptimWrapper
+from torch import Tensor, nn
+
+from infopro_mm.registry import MODEL_WRAPPERS
+from .stage_link import StageLink
+
+__all__ = ['InfoProModuleParallel', 'StageOptimizerLayout']
+
+
+class StageOptimizerLayout:
+    """Restricts an optimizer to one stage's parameters and maps its state
+    to the single-model layout and back.
+
+    The optimizer is built over the whole model, as the config says; its
+    parameter groups are then pruned in place to ``params``, so nothing else
+    is ever stepped or holds state. :meth:`to_full` gathers every stage's
+    state into the state dict a single-process optimizer of the whole model
+    has (parameter indices over the unpruned groups); :meth:`from_full`
+    takes this stage's part of such a state dict.
+
+    Args:
+        optimizer (torch.optim.Optimizer): Built over the whole model.
+        params (Iterable[nn.Parameter]): The parameters this stage trains.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 params: Iterable[nn.Parameter]) -> None:
+        own = {id(p) for p in params}
+        self.full_index: List[int] = []  # full index of each kept param
+        self.group_indices: List[List[int]] = []
+        index = 0
+        for group in optimizer.param_groups:
+            full, kept = [], []
+            for param in group['params']:
+                full.append(index)
+                if id(param) in own:
+                    kept.append(param)
+                    self.full_index.append(index)
+                index += 1
+            group['params'] = kept
+            self.group_indices.append(full)
+
+    def to_full(self, state: dict) -> dict:
+        """The single-model state dict (collective: call on every rank).
+
+        Args:
+            state (dict): This stage's optimizer state dict.
+        """
+        local = {self.full_index[i]: s for i, s in state['state'].items()}
+        merged: Dict[int, Any] = {}
+        for part in all_gather_object(local):
+            merged.update(part)
+        groups = [
+            dict(group, params=indices)
+            for group, indices in zip(state['param_groups'],
+                                      self.group_indices)
+        ]
+        return dict(
+            state, state=dict(sorted(merged.items())), param_groups=groups)
+
+    def from_full(self, state: dict) -> dict:
+        """This stage's part of a single-model state dict.
+
+        Args:
+            state (dict): An optimizer state dict of the whole model.
+        """
+        if len(state['param_groups']) != len(self.group_indices) or any(
+                len(group['params']) != len(indices) for group, indices in
+                zip(state['param_groups'], self.group_indices)):
+            raise ValueError(
+                'the optimizer state does not match this model: parameter '
+                'groups of sizes '
+                f'{[len(g["params"]) for g in state["param_groups"]]}, the '
+                f'model has {[len(i) for i in self.group_indices]}')
+        position = {full: i for i, full in enumerate(self.full_index)}
+        local = {
+            position[i]: s
+            for i, s in state['state'].items() if i in position
+        }
+        groups, start = [], 0
+        for group in state['param_groups']:
+            count = sum(i in position for i in group['params'])
+            groups.append(dict(group, params=list(range(start,
+                                                        start + count))))
+            start += count
+        return dict(state, state=local, param_groups=groups)
+
+
+@MODEL_WRAPPERS.register_module()
+class InfoProModuleParallel(nn.Module):
+    """Pipelines the local modules of :class:`~infopro_mm.models.InfoPro`
+    over processes, one module per rank.
+
+    Module k needs only module k-1's forward output of the same batch. In
+    single-process InfoPro, module k's step t uses h(k-1) computed with
+    module k-1's parameters before their step-t update, which is what a
+    pipeline delivers while module k-1 already works on batch t+1; so this
+    trains exactly what single-process InfoPro trains on the same data
+    order (DESIGN.md, invariant 11), with no gradient traffic at all.
+
+    With K local modules and K processes, rank k runs module k:
+
+    - rank 0 preprocesses the batch, runs module 0 and its local heads, and
+      steps;
+    - rank 0 < k < K-1 receives h(k-1), runs module k and its local heads;
+    - rank K-1 runs the rest of the architecture and its own task loss;
+    - each rank sends its (detached) output, the backbone outputs of the
+      earlier modules, the data samples and, where a later local module's
+      heads need it, the input image to the next rank, through a
+      :class:`StageLink` (``isend``, a bounded queue of ``queue_depth``
+      messages);
+    - the last rank sends every loss of the batch back to rank 0, which
+      logs them :attr:`log_lag` steps late (the pipeline's lag).
+
+    Every rank's optimizer holds only its module's parameters
+    (:meth:`restrict_optimizer`, applied by ``InfoProRunner``); the other
+    parameters stay in memory as built, unchanged, until
+    :meth:`synchronize` copies every module's tensors from its owner to all
+    ranks (before validation and checkpoints), so checkpoints have the
+    single-model layout. Differences from single-process training: each
+    rank draws its own random numbers (dropout masks differ unless
+    dropout is off), gradient clipping and AMP loss scaling work per
+    module.
+
+    Train with ``model_wrapper_cfg=dict(type=
+    'infopro_mm.InfoProModuleParallel')`` and ``train_cfg=dict(type=
+    'infopro_mm.ModuleParallelTrainLoop', ...)`` (the loop gives rank 0 the
+    single-process data order and the other ranks no data), K processes.
+
+    Args:
+        module (nn.Module): The InfoPro model (K >= 2 local modules).
+        queue_depth (int): Messages in flight per link. Defaults to 2.
+        timeout (float): Seconds a rank waits for its input before it
+            raises. Defaults to 1800.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 queue_depth: int = 2,
+                 timeout: float = 1800.) -> None:
+        super().__init__()
+        from infopro_mm.models import InfoPro
+        if not isinstance(module, InfoPro):
+            raise TypeError(
+                'InfoProModuleParallel wraps infopro_mm.InfoPro models, got '
+                f'{type(module).__name__} (InfoProDDP and module-parallel '
+                'training cannot be combined)')
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError(
+                'InfoProModuleParallel needs an initialised process group '
+                '(launch one process per local module with '
+                'tools/dist_train.sh)')
+        from infopro_mm.models.splitters import ResNetSplitter
+        if not isinstance(module.splitter, ResNetSplitter):
+            # between the transformer families' layers go token sequences
+            # with their grid shape, which the stage links do not carry
+            raise NotImplementedError(
+                'module-parallel training supports ResNet-family backbones '
+                '(ResNetSplitter) for now, got '
+                f'{type(module.splitter).__name__}')
+        stages = module.splitter.num_modules
+        world = dist.get_world_size()
+        if stages < 2:
+            raise ValueError('module-parallel training needs K >= 2 local '
+                             f'modules, the model has K={stages}')
+        if world % stages:
+            raise ValueError(
+                f'world size {world} is not divisible by the number of local '
+                f'modules K={stages}: module-parallel training runs K '
+                'processes (one per module)')
+        if world != stages:
+            raise ValueError(
+                f'world size {world} = {world // stages} x K={stages}: '
+                'replicating the stages is not supported; run K processes, '
+                'or InfoProDDP for data parallelism')
+        self.module = module
+        self.num_stages = stages
+        self.stage = dist.get_rank()
+        self.queue_depth = queue_depth
+        self.timeout = timeout
+        device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
+        # One group per directed link, created by every rank in one order.
+        # Its receiving thread waits as long as training lasts (a gloo
+        # timeout would break the link): `timeout` applies to the queue.
+        pairs = [(k, k + 1) for k in range(stages - 1)] + [(stages - 1, 0)]
+        groups = [
+            dist.new_group([src, dst], timeout=timedelta(days=7))
+            for src, dst in pairs
+        ]
+        links = {}
+        for (src, dst), group in zip(pairs, groups):
+            if self.stage in (src, dst):
+                depth = 0 if dst == 0 else queue_depth  # losses: unbounded
+                links[src, dst] = StageLink(src, dst, group, depth, timeout,
+                                            device)
+        k = self.stage
+        self.inbox = links.get((k - 1, k))
+        self.outbox = links.get((k, k + 1))
+        self.loss_link = links.get((stages - 1, 0))
+        self._owned = self._tensor_owners()
+        self._step = 0
+
+    # ------------------------------------------------------------------
+    def _tensor_owners(self) -> List[tuple]:
+        """Every parameter and buffer with the stage that updates it."""
+        model = self.module
+        owner = {}
+        for k, (layers, heads) in enumerate(
+                zip(model.splitter.module_layers(), model.local_heads)):
+            parts = [m for layer in layers for m in layer.modules] + [heads]
+            for part in parts:
+                for tensor in chain(part.parameters(), part.buffers()):
+                    owner.setdefault(id(tensor), k)
+        return [(tensor, owner.get(id(tensor), self.num_stages - 1))
+                for tensor in chain(model.parameters(), model.buffers())]
+
+    def stage_parameters(self) -> List[nn.Parameter]:
+        """The trainable parameters of this rank's local module."""
+        return self.module.module_parameters()[self.stage]
+
+    def restrict_optimizer(self, optim_wrapper: OptimWrapper) -> None:
+        """Prune ``optim_wrapper`` to this stage's parameters; its state
+        dicts keep the single-model layout (:class:`StageOptimizerLayout`).
+
+        Args:
+            optim_wrapper (OptimWrapper): An ``InfoProOptimWrapper`` built
+                over the whole model.
+        """
+        if not hasattr(optim_wrapper, 'state_layout'):
+            raise TypeError('module-parallel training needs an infopro_mm '
+                            'optimizer wrapper, got '
+                            f'{type(optim_wrapper).__name__}')
+        if optim_wrapper.state_layout is None:
+            optim_wrapper.state_layout = StageOptimizerLayout(
+                optim_wrapper.optimizer, self.stage_parameters())
+
+    @torch.no_grad()
+    def synchronize(self) -> None:
+        """Copy every module's parameters and buffers from the rank that
+        trains them to all ranks (collective)."""
+        for tensor, owner in self._owned:
+            dist.broadcast(tensor.data, owner)
+
+    def close(self) -> None:
+        """End the pipeline: send the end marks, wait for the inputs' end."""
+        for link in (self.outbox, self.inbox, self.loss_link):
+            if link is not None and link.src == self.stage:
+                link.close()
+        for link in (self.inbox, self.loss_link):
+            if link is not None and link.dst == self.stage:
+                link.close()
+
+    # ------------------------------------------------------------------
+    def _receive(self, step: int) -> dict:
+        meta, tensors = self.inbox.receive(step)
+        device = next(self.module.parameters()).device
+        tensors = [t.to(device) for t in tensors]
+        num_outs = meta['num_outs']
+        return dict(
+            x=tensors[0],
+            outs=tensors[1:1 + num_outs],
+            image=tensors[1 + num_outs] if meta['with_image'] else None,
+            data_samples=[s.to(device) for s in meta['data_samples']],
+            local=meta['local'])
+
+    def _send(self, step: int, x: Tensor, outs: Sequence[Tensor],
+              image: Optional[Tensor], data_samples: list,
+              local: Dict[str, float]) -> None:
+        # the next stage's local heads may need the image; the last does not
+        with_image = self.stage + 1 < self.num_stages - 1
+        meta = dict(
+            step=step,
+            num_outs=len(outs),
+            with_image=with_image,
+            data_samples=[s.cpu() for s in data_samples],
+            local=local)
+        tensors = [x, *outs] + ([image] if with_image else [])
+        self.outbox.send(meta, tensors)
+
+    def _local_stage(self, state: dict, optim_wrapper: OptimWrapper) -> dict:
+        model, k = self.module, self.stage
+        batch = model._local_batch(state['image'], state['data_samples'])
+        ends = {}
+
+        def on_module_end(module: int, feat: Tensor) -> None:
+            ends['losses'] = model.local_losses(module, feat, batch)
+            ends['x'] = feat.detach()
+
+        outs = model.splitter.forward(
+            state['x'], on_module_end=on_module_end,
+            modules=range(k, k + 1), outs=state['outs'])
+        losses = ends['losses']
+        loss = sum(losses.values()) if losses else ends['x'].new_zeros(
+            (), requires_grad=True)
+        optim_wrapper.update_params(loss)
+        model.local_log_vars = {n: v.detach() for n, v in losses.items()}
+        return dict(state, x=ends['x'], outs=outs, local=dict(
+            state['local'],
+            **{n: float(v) for n, v in model.local_log_vars.items()}))
+
+    def _last_stage(self, state: dict,
+                    optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        model = self.module
+        # The staged backbone runs the last module on the received feature.
+        with model._staged_backbone(
+                modules=range(self.num_stages - 1, self.num_stages),
+                outs=state['outs']):
+            losses = model.architecture.loss(state['x'],
+                                             state['data_samples'])
+        parsed, log_vars = model.parse_losses(losses)
+        optim_wrapper.update_params(parsed)
+        model.local_log_vars = {}
+        return log_vars
+
+    @property
+    def log_lag(self) -> int:
+        """Rank 0 logs at step t the losses of step ``t - log_lag``
+        (``K - 1 + queue_depth``: waiting for them lets rank 0 run that far
+        ahead of the last rank)."""
+        return self.num_stages - 1 + self.queue_depth
+
+    def _lagged_losses(self, step: int) -> Dict[str, Tensor]:
+        """Rank 0: every loss of step ``step - log_lag`` (none before)."""
+        if step < self.log_lag:
+            self.module.local_log_vars = {}
+            return {}
+        meta, _ = self.loss_link.receive(step - self.log_lag)
+        self.module.local_log_vars = {
+            n: torch.tensor(v) for n, v in meta['local'].items()
+        }
+        return {n: torch.tensor(v) for n, v in meta['task'].items()}
+
+    def train_step(self, data: Optional[Union[dict, tuple, list]],
+                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """This rank's part of one InfoPro iteration.
+
+        Args:
+            data (dict | tuple | list, optional): The batch (rank 0; the
+                other ranks receive theirs and ignore ``data``).
+            optim_wrapper (OptimWrapper): This rank's optimizer wrapper,
+                restricted by :meth:`restrict_optimizer`.
+
+        Returns:
+            dict[str, Tensor]: On rank 0, the task losses of step
+            ``t - log_lag`` (local losses go to ``InfoPro.local_log_vars``,
+            logged by ``InfoProHook``); on the others, their own.
+        """
+        if getattr(optim_wrapper, 'state_layout', None) is None:
+            raise RuntimeError(
+                'call restrict_optimizer(optim_wrapper) first (the '
+                'InfoProRunner does): a module-parallel rank must step only '
+                'its own module')
+        model = self.module
+        step = self._step
+        self._step += 1
+        with optim_wrapper.optim_context(model):
+            if self.stage == 0:
+                data = model.data_preprocessor(data, True)
+                state = dict(
+                    x=data['inputs'], outs=(), image=data['inputs'],
+                    data_samples=data['data_samples'], local={})
+            else:
+                state = self._receive(step)
+            if self.stage < self.num_stages - 1:
+                state = self._local_stage(state, optim_wrapper)
+                self._send(step, **state)
+                log_vars = {}
+            else:
+                log_vars = self._last_stage(state, optim_wrapper)
+                self.loss_link.send(
+                    dict(step=step, local=state['local'],
+                         task={n: float(v) for n, v in log_vars.items()}))
+        return self._lagged_losses(step) if self.stage == 0 else log_vars
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        """The model's own ``val_step`` (call :meth:`synchronize` first)."""
+        return self.module.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        """The model's own ``test_step`` (call :meth:`synchronize` first)."""
+        return self.module.test_step(data)
+
+    def forward(self, *args, **kwargs):
+        """The model's own forward (no communication)."""
+        return self.module(*args, **kwargs)

@@ -1,0 +1,250 @@
+"""InfoProModuleParallel on CPU (gloo, 2 and 3 processes): one local module
+per rank, pipelined, trains the parameters of single-process InfoPro on the
+same data order (DESIGN.md invariant 11)."""
+import copy
+import os.path as osp
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.registry import DefaultScope
+from conftest import free_port
+from tiny_models import seg_batch, tiny_deeplabv3
+
+from infopro_mm.engine import (InfoProOptimWrapper, InfoProRunner,
+                               ModuleParallelTrainLoop)
+from infopro_mm.models import InfoPro, InfoProDDP, InfoProModuleParallel
+
+STEPS = 5
+BN = dict(type='BN', requires_grad=True)
+
+
+def build(num_modules):
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        torch.manual_seed(0)
+        return InfoPro(
+            architecture=tiny_deeplabv3(norm_cfg=BN),
+            split=dict(num_modules=num_modules),
+            local_heads=dict(
+                recon=dict(
+                    type='infopro_mm.ReconstructionHead', arch='large',
+                    width=0.25),
+                task=dict(
+                    type='infopro_mm.LocalSegHead', width=0.0625,
+                    dropout=0.)),
+            loss_weights=dict(recon=(1.5, 0.5), task=1.0))
+
+
+def optimizer(model):
+    return InfoProOptimWrapper(
+        torch.optim.SGD(
+            model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4))
+
+
+def batches():
+    return [seg_batch(num=2, seed=i) for i in range(STEPS)]
+
+
+def state(model):
+    return {n: t.detach().clone() for n, t in model.state_dict().items()}
+
+
+def train_pipelined(k, rank, stale=False):
+    """K-stage module-parallel training; ``stale``: rank 1 gets the
+    previous step's features (negative control)."""
+    model = build(k)
+    initial = state(model)
+    wrapper = InfoProModuleParallel(model, queue_depth=2, timeout=60)
+    optim = optimizer(model)
+    wrapper.restrict_optimizer(optim)
+    owned = {id(p) for p in wrapper.stage_parameters()}
+    in_optim = {id(p) for g in optim.param_groups for p in g['params']}
+    if stale and rank == 1:
+        receive, previous = wrapper._receive, []
+
+        def stale_receive(step):
+            previous.append(receive(step))
+            return dict(previous[-1], x=previous[max(0, step - 1)]['x'])
+
+        wrapper._receive = stale_receive
+    logs = []
+    for batch in batches():
+        log_vars = wrapper.train_step(batch if rank == 0 else None, optim)
+        logs.append((sorted(log_vars), sorted(model.local_log_vars)))
+    before_sync = state(model)
+    wrapper.synchronize()
+    full_optim = optim.state_dict()  # collective
+    optim.load_state_dict(full_optim)
+    roundtrip = optim.state_dict()
+    wrapper.close()
+    return dict(
+        state=state(model),
+        optim=full_optim,
+        optim_roundtrip=roundtrip,
+        optim_is_own=in_optim == owned,
+        untouched=[
+            n for n, t in before_sync.items()
+            if torch.equal(t, initial[n])
+        ],
+        log_lag=wrapper.log_lag,
+        logs=logs)
+
+
+def errors(world, rank):
+    found = {}
+    try:
+        InfoProModuleParallel(build(2 if world == 3 else 3))
+    except ValueError as exc:
+        found['not_divisible'] = str(exc)
+    if world == 2:
+        ddp = InfoProDDP(build(2))
+        try:
+            InfoProModuleParallel(ddp)
+        except TypeError as exc:
+            found['wraps_ddp'] = str(exc)
+        try:
+            ModuleParallelTrainLoop(
+                SimpleNamespace(model=ddp), dict(), max_iters=1)
+        except TypeError as exc:
+            found['loop_with_ddp'] = str(exc)
+        wrapper = InfoProModuleParallel(build(2), timeout=2)
+        try:
+            InfoProRunner.build_train_loop(
+                SimpleNamespace(model=wrapper),
+                dict(type='IterBasedTrainLoop', max_iters=1))
+        except ValueError as exc:
+            found['plain_loop'] = str(exc)
+        optim = optimizer(wrapper.module)
+        wrapper.restrict_optimizer(optim)
+        if rank == 0:
+            time.sleep(4)  # rank 0 sends nothing in time
+        else:
+            try:
+                wrapper.train_step(None, optim)
+            except TimeoutError as exc:
+                found['timeout'] = str(exc)
+        wrapper.close()
+    return found
+
+
+def worker(rank, world, port, out):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=world)
+    results = {f'k{world}': train_pipelined(world, rank)}
+    results[f'k{world}_stale'] = train_pipelined(world, rank, stale=True)
+    results['errors'] = errors(world, rank)
+    torch.save(results, osp.join(out, f'rank{rank}.pth'))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope='module', params=[2, 3], ids=['world2', 'world3'])
+def ranks(request, tmp_path_factory):
+    world = request.param
+    out = str(tmp_path_factory.mktemp(f'mp{world}'))
+    mp.spawn(worker, args=(world, free_port(), out), nprocs=world, join=True)
+    return world, [
+        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
+        for r in range(world)
+    ]
+
+
+def single_process(k):
+    torch.set_num_threads(1)
+    model = build(k)
+    optim = optimizer(model)
+    for batch in batches():
+        model.train_step(copy.deepcopy(batch), optim)
+    return state(model), optim.state_dict()
+
+
+def assert_states_close(result, reference):
+    assert set(result) == set(reference)
+    for name, value in reference.items():
+        torch.testing.assert_close(
+            result[name], value, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_equals_single_process(ranks):
+    world, results = ranks
+    reference, reference_optim = single_process(world)
+    for rank in results:
+        assert_states_close(rank[f'k{world}']['state'], reference)
+        assert rank[f'k{world}']['optim_is_own']
+    # the gathered optimizer state is the single-process one
+    gathered = results[0][f'k{world}']['optim']
+    assert gathered['param_groups'][0]['params'] == \
+        reference_optim['param_groups'][0]['params']
+    assert set(gathered['state']) == set(reference_optim['state'])
+    for index, value in reference_optim['state'].items():
+        torch.testing.assert_close(
+            gathered['state'][index]['momentum_buffer'],
+            value['momentum_buffer'], rtol=1e-5, atol=1e-7)
+    roundtrip = results[0][f'k{world}']['optim_roundtrip']
+    for index, value in gathered['state'].items():
+        assert torch.equal(roundtrip['state'][index]['momentum_buffer'],
+                           value['momentum_buffer'])
+
+
+def test_other_modules_are_not_stepped(ranks):
+    world, results = ranks
+    initial = state(build(world))
+    trained = set(n for n, t in initial.items()
+                  if not torch.equal(t, results[0][f'k{world}']['state'][n]))
+    per_rank = [set(initial) - set(r[f'k{world}']['untouched'])
+                for r in results]
+    for k, changed in enumerate(per_rank):
+        assert changed, f'rank {k} trained nothing'
+        for other in per_rank[k + 1:]:
+            assert not changed & other  # each tensor has one owner
+    assert set().union(*per_rank) == trained
+
+
+def test_losses_of_every_stage_reach_rank_0(ranks):
+    """Rank 0 logs at step t every loss of step t - log_lag."""
+    world, results = ranks
+    expected_local = sorted(
+        f'local{k + 1}.loss_{name}' for k in range(world - 1)
+        for name in ('recon', 'task'))
+    result = results[0][f'k{world}']
+    lag = result['log_lag']
+    assert 0 < lag < STEPS
+    for step, (task, local) in enumerate(result['logs']):
+        if step < lag:
+            assert task == [] and local == []
+        else:
+            assert 'decode.loss_ce' in task and 'loss' in task
+            assert local == expected_local
+
+
+def test_stale_features_fail_the_check(ranks):
+    world, results = ranks
+    reference, _ = single_process(world)
+    with pytest.raises(AssertionError):
+        assert_states_close(results[0][f'k{world}_stale']['state'],
+                            reference)
+
+
+def test_bad_input_fails_loudly(ranks):
+    world, results = ranks
+    for rank, result in enumerate(results):
+        found = result['errors']
+        assert 'not divisible' in found['not_divisible']
+        if world == 2:
+            assert 'InfoProDDP' in found['wraps_ddp']
+            assert 'InfoProDDP' in found['loop_with_ddp']
+            assert 'ModuleParallelTrainLoop' in found['plain_loop']
+            if rank == 1:
+                assert 'rank 1' in found['timeout']
+                assert 'step 0' in found['timeout']
+                assert 'rank 0' in found['timeout']
+
+
+def test_needs_a_process_group():
+    with pytest.raises(RuntimeError, match='initialised process group'):
+        InfoProModuleParallel(build(2))
