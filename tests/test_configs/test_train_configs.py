@@ -21,6 +21,9 @@ CITYSCAPES = [
     'deeplabv3_r101_infopro-man_k2_cityscapes.py',
     'deeplabv3_r101_dgl-man_k2_cityscapes.py',
     'deeplabv3_r101_infopro-man_k4_balanced_cityscapes.py',
+    # ... and AugLocal
+    'deeplabv3_r101_auglocal_k2_cityscapes.py',
+    'deeplabv3_r101_auglocal_k4_balanced_cityscapes.py',
 ]
 # the authors' released end-to-end baselines (model-index.yml)
 CITYSCAPES_E2E = [
@@ -355,9 +358,9 @@ def test_config_trains_and_validates(config, overrides, metric, digits,
             for name, weight in weights.items() if weight != 0
         }
         assert set(re.findall(r'local\d+\.loss_\w+', log)) == expected
-    elif 'infopro' in config or 'dgl' in config:
+    elif any(m in config for m in ('infopro', 'dgl', 'auglocal')):
         assert 'local1.loss_task' in log
-        if 'dgl' in config:
+        if 'dgl' in config or 'auglocal' in config:
             assert 'local1.loss_recon' not in log
         else:
             assert 'local1.loss_recon' in log

@@ -173,7 +173,8 @@ def conv_bn_relu(in_channels: int,
                  out_channels: int,
                  kernel_size: int,
                  stride: int = 1,
-                 norm_cfg: Optional[dict] = None) -> torch.nn.Sequential:
+                 norm_cfg: Optional[dict] = None,
+                 dilation: int = 1) -> torch.nn.Sequential:
     """``kxk conv (no bias) + norm + ReLU``, the paper's unit.
 
     Args:
@@ -183,6 +184,7 @@ def conv_bn_relu(in_channels: int,
         stride (int): Stride. Defaults to 1.
         norm_cfg (dict, optional): mmcv norm config. Defaults to BatchNorm
             (the paper's).
+        dilation (int): Dilation of the conv. Defaults to 1.
     """
     from mmcv.cnn import build_norm_layer
     _, norm = build_norm_layer(norm_cfg or dict(type='BN'), out_channels)
@@ -192,5 +194,6 @@ def conv_bn_relu(in_channels: int,
             out_channels,
             kernel_size,
             stride=stride,
-            padding=kernel_size // 2,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
             bias=False), norm, torch.nn.ReLU(inplace=True))

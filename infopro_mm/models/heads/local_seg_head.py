@@ -8,7 +8,35 @@ from torch import Tensor, nn
 from infopro_mm.registry import MODELS
 from .base_local_head import BaseLocalHead, LocalBatch, conv_bn_relu, scaled
 
-__all__ = ['LocalSegHead']
+__all__ = ['LocalSegHead', 'segmentation_loss']
+
+
+def segmentation_loss(logits: Tensor, batch: LocalBatch,
+                      ignore_index: int = 255) -> Tensor:
+    """Per-pixel cross-entropy of low-resolution logits.
+
+    The logits are upsampled (bilinearly, ``align_corners=True`` as in the
+    authors' head) to the label size; pixels labelled ``ignore_index`` are
+    skipped, and the loss is the sum over valid pixels divided by their
+    count, so a crop made only of ignored pixels gives 0, not NaN.
+
+    Args:
+        logits (Tensor): Class logits, (N, classes, h, w).
+        batch (LocalBatch): Its data samples hold ``gt_sem_seg``.
+        ignore_index (int): Label ignored by the loss. Defaults to 255.
+    """
+    if not batch.data_samples or 'gt_sem_seg' not in batch.data_samples[0]:
+        raise ValueError('a local segmentation head needs data samples '
+                         'with `gt_sem_seg` (an mmseg segmentor)')
+    labels = torch.stack(
+        [s.gt_sem_seg.data for s in batch.data_samples]).squeeze(1)
+    logits = F.interpolate(
+        logits, size=labels.shape[-2:], mode='bilinear', align_corners=True)
+    labels = labels.long().to(logits.device)
+    loss = F.cross_entropy(
+        logits.float(), labels, ignore_index=ignore_index, reduction='sum')
+    valid = (labels != ignore_index).sum().clamp(min=1)
+    return loss / valid
 
 
 @MODELS.register_module()
@@ -19,9 +47,9 @@ class LocalSegHead(BaseLocalHead):
     Dropout(0.1), 1x1 conv to the classes. ``arch='linear'`` is a single 1x1
     conv (greedy supervised learning baseline).
 
-    The logits are upsampled (bilinearly, ``align_corners=True`` as in the
-    authors' head) to the label size and scored with
-    cross-entropy that skips ``ignore_index``. Upsampling the logits, rather
+    The logits are upsampled to the label size and scored with
+    cross-entropy that skips ``ignore_index`` (:func:`segmentation_loss`).
+    Upsampling the logits, rather
     than nearest-downsampling the labels to the feature map, is what the
     downstream mmseg decode heads do: thin structures and the ignore
     boundary survive, and the local task loss measures the same quantity as
@@ -75,23 +103,4 @@ class LocalSegHead(BaseLocalHead):
 
     def loss(self, feat: Tensor, batch: LocalBatch) -> Tensor:
         self.check_input(feat)
-        if not batch.data_samples or 'gt_sem_seg' not in batch.data_samples[0]:
-            raise ValueError('LocalSegHead needs data samples with '
-                             '`gt_sem_seg` (an mmseg segmentor)')
-        labels = torch.stack(
-            [s.gt_sem_seg.data for s in batch.data_samples]).squeeze(1)
-        logits = F.interpolate(
-            self.forward(feat),
-            size=labels.shape[-2:],
-            mode='bilinear',
-            align_corners=True)
-        labels = labels.long().to(logits.device)
-        # Sum over valid pixels / their count: a crop made only of ignored
-        # pixels gives 0, not NaN.
-        loss = F.cross_entropy(
-            logits.float(),
-            labels,
-            ignore_index=self.ignore_index,
-            reduction='sum')
-        valid = (labels != self.ignore_index).sum().clamp(min=1)
-        return loss / valid
+        return segmentation_loss(self.forward(feat), batch, self.ignore_index)

@@ -3,10 +3,12 @@ import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from tiny_models import cls_batch, tiny_resnet_classifier
+from tiny_models import (cls_batch, seg_batch, tiny_deeplabv3,
+                         tiny_resnet_classifier)
 
-from infopro_mm.models import (AugLocalHead, InfoPro, MomentumAuxHead,
-                               frozen_copy, pyramid_depth, sample_layers)
+from infopro_mm.models import (AugLocalHead, AugLocalSegHead, InfoPro,
+                               LocalBatch, MomentumAuxHead, frozen_copy, pyramid_depth,
+                               sample_layers)
 from infopro_mm.registry import MODELS
 
 CLS = dict(type='infopro_mm.LocalClsHead', arch='small')
@@ -322,6 +324,95 @@ def test_auglocal_fails_loudly_without_depth_or_later_layers():
         AugLocalHead(16, 1, num_classes=5)
     with pytest.raises(ValueError, match='basic layers after its module'):
         AugLocalHead(16, 1, num_classes=5, depth=2)
+
+
+def bottleneck_deeplabv3():
+    """ResNetV1c-50-D8 (width 16) DeepLabV3."""
+    arch = tiny_deeplabv3()
+    arch.backbone.depth = 50
+    arch.decode_head.in_channels = 512
+    arch.auxiliary_head.in_channels = 256
+    return arch
+
+
+def seg_bottleneck_model(heads):
+    """:func:`bottleneck_deeplabv3` cut after layer1.1 (K=2)."""
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = InfoPro(
+            architecture=bottleneck_deeplabv3(),
+            split=dict(boundaries=['layer1.1']),
+            local_heads=heads,
+            loss_weights=dict(task=1.0))
+        model.init_weights()
+    return model
+
+
+def test_auglocal_seg_head_builds_bottlenecks_of_the_dilated_layers():
+    assert MODELS.get('AugLocalSegHead') is AugLocalSegHead
+    model = seg_bottleneck_model(
+        dict(task=dict(type='infopro_mm.AugLocalSegHead', depth=2)))
+    head = model.local_heads[0]['task']
+    bb = model.architecture.backbone
+    # basic layer 1 of 16: layers round(1 + 14 / 2 j) = 8, 15
+    assert head.sampled_names == ['layer3.1', 'layer4.2']
+    assert head.copied_names == []  # 64 ch at stride 4 feeds neither
+    first, second = head.blocks
+    # a fresh bottleneck of layer3.1's widths: 64 -> mid 64 -> 256, the
+    # 3x3 strided (stride 4 -> 8) and dilated 2 like layer3.1's
+    reduce, middle, expand = first.branch[0][0], first.branch[1][0], \
+        first.branch[2]
+    assert (reduce.in_channels, reduce.out_channels) == (64, 64)
+    assert bb.layer3[1].conv2.out_channels == 64
+    assert middle.stride == (2, 2) and middle.dilation == (2, 2)
+    assert middle.padding == (2, 2)
+    assert expand.out_channels == 256
+    # layer4.2: 256 -> mid 128 -> 512, stride 1, dilation 4
+    middle = second.branch[1][0]
+    assert second.branch[0][0].out_channels == 128
+    assert middle.stride == (1, 1) and middle.dilation == (4, 4)
+    assert second.branch[2].out_channels == 512
+    assert head.ignore_index == 255 and head.cls_seg[1].out_channels == 4
+    assert not hasattr(head, 'fc')
+    feat = torch.randn(2, 64, 16, 16)
+    assert head(feat).shape == (2, 4, 8, 8)
+    # fresh blocks take norm_cfg (SyncBN beside a SyncBN architecture)
+    synced = seg_bottleneck_model(
+        dict(task=dict(type='infopro_mm.AugLocalSegHead', depth=2,
+                       norm_cfg=dict(type='SyncBN'))))
+    norms = [m for m in synced.local_heads[0]['task'].blocks.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 8  # 2 blocks x (3 in the branch + projection)
+    assert all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+
+
+def test_auglocal_seg_head_trains_its_module_only(tmp_path):
+    model = seg_bottleneck_model(
+        dict(task=dict(type='infopro_mm.AugLocalSegHead', depth=2)))
+    data = model.data_preprocessor(seg_batch(), True)
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    local = losses['local1.loss_task']
+    assert torch.isfinite(local) and local > 0
+    ids = {id(p) for p in model.module_parameters()[0]}
+    own = {n for n, p in model.named_parameters() if id(p) in ids}
+    names = grads_of(local, model)
+    assert names and names <= own
+    assert any(n.startswith('local_heads.0.task.blocks') for n in names)
+    # ignored pixels only: 0, not NaN
+    for sample in data['data_samples']:
+        sample.gt_sem_seg.data[:] = 255
+    head = model.local_heads[0]['task']
+    zero = head.loss(torch.randn(2, 64, 16, 16),
+                     LocalBatch(data['inputs'], data['data_samples']))
+    assert zero.item() == 0.
+    with pytest.raises(ValueError, match='gt_sem_seg'):
+        head.loss(torch.randn(2, 64, 16, 16), LocalBatch(data['inputs']))
+    log = model.train_step(seg_batch(), optim_wrapper(model))
+    assert torch.isfinite(log['loss'])
+    torch.save(model.plain_state_dict(), tmp_path / 'plain.pth')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        plain = MODELS.build(bottleneck_deeplabv3())
+    plain.load_state_dict(torch.load(tmp_path / 'plain.pth'), strict=True)
 
 
 # ------------------------------------------------------ memory planning
