@@ -181,3 +181,80 @@ def test_bad_active_module_is_an_error(mmpretrain_scope):
     model.set_active_module(None)
     model.train()
     assert all(m.training for m in model.modules())
+
+
+# ----------------------------------------------------------------------
+# data parallel (InfoProDDP, gloo, 2 processes): a phase on two half
+# batches equals the phase on the whole batch in one process.
+GN = dict(type='GN', num_groups=1, requires_grad=True)
+
+
+def build_gn(active):
+    """K=3 tiny DeepLabV3 with group norm (no per-rank BN statistics)."""
+    from mmengine.registry import DefaultScope
+    from tiny_models import tiny_deeplabv3
+
+    from infopro_mm.models import InfoPro
+    heads = dict(
+        recon=dict(type='infopro_mm.ReconstructionHead', arch='large',
+                   width=0.25, norm_cfg=GN),
+        task=dict(type='infopro_mm.LocalSegHead', width=0.0625, dropout=0.,
+                  norm_cfg=GN))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        torch.manual_seed(0)
+        model = InfoPro(
+            architecture=tiny_deeplabv3(norm_cfg=GN),
+            split=dict(num_modules=3), local_heads=heads,
+            loss_weights=dict(recon=(1.5, 0.5), task=1.0))
+    model.set_active_module(active)
+    return model
+
+
+def gn_steps(model, train_step, rank=None):
+    from tiny_models import seg_batch
+    wrapper = InfoProOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    for seed in range(2):
+        batch = seg_batch(num=4, seed=seed)
+        if rank is not None:
+            batch = {k: v[2 * rank:2 * rank + 2] for k, v in batch.items()}
+        train_step(batch, wrapper)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def ddp_worker(rank, port, out):
+    import os.path as osp
+
+    import torch.distributed as dist
+
+    from infopro_mm.models import InfoProDDP
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=2)
+    results = {}
+    for active in range(3):
+        model = build_gn(active)
+        results[active] = gn_steps(model, InfoProDDP(model).train_step, rank)
+    torch.save(results, osp.join(out, f'rank{rank}.pth'))
+    dist.destroy_process_group()
+
+
+def test_infopro_ddp_phases_equal_single_process(tmp_path):
+    import torch.multiprocessing as mp
+    from conftest import free_port
+    mp.spawn(ddp_worker, args=(free_port(), str(tmp_path)), nprocs=2,
+             join=True)
+    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
+             for r in range(2)]
+    for active in range(3):
+        model = build_gn(active)
+        initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+        reference = gn_steps(model, model.train_step)
+        own = {n for n, p in model.named_parameters()
+               if id(p) in {id(q) for q in model.module_parameters()[active]}}
+        for name, value in reference.items():
+            # only the active module moved, on every rank as in one process
+            assert torch.equal(value, initial[name]) == (name not in own)
+            for rank in ranks:
+                assert_close(rank[active][name], value, rtol=1e-4,
+                             atol=1e-5, msg=name)
