@@ -502,7 +502,8 @@ class InfoPro(BaseModel):
         if not losses:
             raise ValueError(
                 f'local module {active + 1} has nothing to train on alone: '
-                f'every local head weight is 0 ({self.module_weights(active)})')
+                'every local head weight is 0 '
+                f'({self.module_weights(active)})')
         return losses
 
     def set_active_module(self, module: Optional[int]) -> None:
