@@ -1,6 +1,6 @@
 from .hooks import *  # noqa: F401,F403
 from .checkpoint import CheckpointMismatchError, match_layout
-from .loops import ModuleParallelTrainLoop
+from .loops import AsynchronousTrainLoop, ModuleParallelTrainLoop
 from .optim_wrapper import (InfoProAmpOptimWrapper, InfoProOptimWrapper,
                             LocalBackwardMixin)
 from .runner import (CheckpointReadError, InfoProRunner, ResumeError,
@@ -8,7 +8,7 @@ from .runner import (CheckpointReadError, InfoProRunner, ResumeError,
 from . import hooks
 
 __all__ = hooks.__all__ + [
-    'CheckpointMismatchError', 'CheckpointReadError',
+    'AsynchronousTrainLoop', 'CheckpointMismatchError', 'CheckpointReadError',
     'InfoProAmpOptimWrapper', 'InfoProOptimWrapper', 'InfoProRunner',
     'LocalBackwardMixin', 'ModuleParallelTrainLoop', 'ResumeError', 'build_runner', 'match_layout'
 ]

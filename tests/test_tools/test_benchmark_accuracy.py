@@ -1,5 +1,6 @@
 """tools/analysis/benchmark_accuracy.py: methods read from the configs, a
 tiny grid trained through tools/train.py, the table and its JSON."""
+import argparse
 import glob
 import json
 import os.path as osp
@@ -10,7 +11,8 @@ from conftest import REPO, run_tool
 from mmengine.config import Config
 
 sys.path.insert(0, osp.join(REPO, 'tools/analysis'))
-from benchmark_accuracy import describe, proxy_configs  # noqa: E402
+from benchmark_accuracy import (PROXY_OVERLAY, describe,  # noqa: E402
+                                proxy_configs, run_config)
 
 CIFAR = osp.join(REPO, 'configs/cifar10')
 
@@ -30,13 +32,37 @@ def test_every_table2_row_is_recognised(network):
             'dgl-man': 'DGL + MAN',
             'infopro-man': 'InfoPro + MAN',
             'auglocal': 'AugLocal',
+            'asy-infopro-softmax': 'Asy-InfoPro (Softmax)',
         }[name.split('_')[1]]
         assert method == expected, name
         assert k == (1 if expected == 'E2E' else int(
             name.split('_k')[1].split('_')[0])), name
         seen.add((method, k))
-    # ResNet-32 also has the successors' rows (3 methods at K = 4, 8)
-    assert len(seen) == {'resnet32': 23, 'resnet110': 17}[network]
+    # ResNet-32 also has the successors' rows (3 methods at K = 4, 8) and
+    # Asy-InfoPro (Softmax) at K = 2, 4, 8
+    assert len(seen) == {'resnet32': 26, 'resnet110': 17}[network]
+
+
+def test_asynchronous_row_keeps_its_loop_on_the_proxy():
+    row = osp.join(CIFAR, 'resnet32_asy-infopro-softmax_k4_cifar10.py')
+    args = argparse.Namespace(cfg_options={})
+    overlay = Config.fromfile(PROXY_OVERLAY)
+    cfg = run_config(row, 0, args, overlay)
+    assert describe(cfg) == ('Asy-InfoPro (Softmax)', 4)
+    # every module gets the overlay's schedule
+    assert cfg.train_cfg == dict(
+        type='infopro_mm.AsynchronousTrainLoop',
+        max_iters=overlay.max_iters,
+        val_interval=overlay.val_interval)
+    assert cfg.param_scheduler == overlay.param_scheduler
+    plain = run_config(row.replace('asy-', ''), 0, args, overlay)
+    assert plain.model == cfg.model
+    assert plain.train_cfg.type == 'IterBasedTrainLoop'
+    # an asynchronous method the table has no row for
+    dgl = Config.fromfile(osp.join(CIFAR, 'resnet32_dgl_k4_cifar10.py'))
+    dgl.train_cfg = cfg.train_cfg
+    with pytest.raises(ValueError, match='DGL trained by Asynchronous'):
+        describe(dgl)
 
 
 def test_default_grid_is_the_resnet32_rows_at_k_2_4_8():
@@ -79,3 +105,26 @@ def test_tiny_grid_trains_and_reports(tmp_path):
     run_tool(*args)
     assert sorted(glob.glob(str(out / 'runs' / '*' / 'seed0' /
                                 '2*'))) == stamps
+
+
+def test_asynchronous_row_trains_k_phases_and_reports_the_last_one(
+        tmp_path):
+    from infopro_mm.datasets import make_digits_classification
+    root = make_digits_classification(
+        str(tmp_path / 'proxy'), num_train=32, num_test=16)
+    out = tmp_path / 'bench'
+    run_tool('tools/analysis/benchmark_accuracy.py',
+             osp.join(CIFAR, 'resnet32_asy-infopro-softmax_k2_cifar10.py'),
+             '--seeds', '0', '--jobs', '1', '--proxy-root', root, '--out',
+             str(out), '--name', 'asy', '--cfg-options',
+             'train_cfg.max_iters=2', 'train_cfg.val_interval=1',
+             'train_dataloader.batch_size=8')
+    with open(out / 'asy.json') as f:
+        report = json.load(f)
+    run, = report['runs']
+    assert (run['method'], run['num_modules']) == ('Asy-InfoPro (Softmax)',
+                                                   2)
+    # 2 phases of 2 iterations; validation in the last phase only
+    assert [step for step, _ in run['curve']] == [3, 4]
+    assert run['top1'] == run['curve'][-1][1]
+    assert report['rows'][0]['curve_steps'] == [3, 4]

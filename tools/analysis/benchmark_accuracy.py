@@ -13,7 +13,12 @@ a plain classifier is E2E; an InfoPro model whose only local head is a
 head it is DGL; with one it is InfoPro (Softmax) or, with a
 ``ContrastHead``, InfoPro (Contrast). A task head behind a
 ``MomentumAuxHead`` makes it DGL + MAN or InfoPro + MAN (by the same
-reconstruction test), an ``AugLocalHead`` AugLocal.
+reconstruction test), an ``AugLocalHead`` AugLocal. A config whose
+``train_cfg`` is ``infopro_mm.AsynchronousTrainLoop`` trains its modules one
+after the other: its method is prefixed ``Asy-`` (Asy-InfoPro (Softmax));
+with the proxy its loop is kept and the overlay's schedule is every module's,
+so the run has K times the overlay's iterations, and its row is the last
+validation (of the last phase, the only one that validates).
 
 By default it runs the offline proxy: the ResNet-32 rows of
 ``configs/cifar10/`` (E2E, greedy SL, DGL, InfoPro Softmax and Contrast at
@@ -54,8 +59,8 @@ PROXY_OVERLAY = osp.join(REPO, 'configs/_base_/digits_on_photos.py')
 PROXY_ROWS = ('e2e', 'greedy-sl', 'dgl', 'infopro-softmax',
               'infopro-contrast')
 METHOD_ORDER = ('E2E', 'greedy SL', 'DGL', 'InfoPro (Softmax)',
-                'InfoPro (Contrast)', 'DGL + MAN', 'InfoPro + MAN',
-                'AugLocal')
+                'InfoPro (Contrast)', 'Asy-InfoPro (Softmax)', 'DGL + MAN',
+                'InfoPro + MAN', 'AugLocal')
 METRIC = 'accuracy/top1'
 # mmengine resolves `mmpretrain::` bases through pkg_resources, which is not
 # thread-safe: configs are parsed one at a time.
@@ -63,7 +68,7 @@ CONFIG_LOCK = threading.Lock()
 COLORS = dict(
     zip(METHOD_ORDER,
         ('black', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple',
-         'tab:olive', 'tab:brown', 'tab:cyan')))
+         'tab:pink', 'tab:olive', 'tab:brown', 'tab:cyan')))
 
 
 def proxy_configs(network: str = 'resnet32',
@@ -126,6 +131,12 @@ def parse_args() -> argparse.Namespace:
 
 # ----------------------------------------------------------------------
 # what a config trains
+def is_asynchronous(cfg: Config) -> bool:
+    """Whether a config trains its local modules one after the other."""
+    loop = cfg.get('train_cfg') or {}
+    return str(loop.get('type', '')).endswith('AsynchronousTrainLoop')
+
+
 def describe(cfg: Config) -> Tuple[str, int]:
     """Method name and number of local modules K of a row config.
 
@@ -135,6 +146,19 @@ def describe(cfg: Config) -> Tuple[str, int]:
     Returns:
         tuple[str, int]: One of :data:`METHOD_ORDER` and K.
     """
+    method, k = _simultaneous_method(cfg)
+    if not is_asynchronous(cfg):
+        return method, k
+    if f'Asy-{method}' not in METHOD_ORDER:
+        raise ValueError(
+            f'{method} trained by AsynchronousTrainLoop is not a method of '
+            f'this benchmark (asynchronous: '
+            f'{[m for m in METHOD_ORDER if m.startswith("Asy-")]})')
+    return f'Asy-{method}', k
+
+
+def _simultaneous_method(cfg: Config) -> Tuple[str, int]:
+    """:func:`describe` of the model, whatever its train loop."""
     model = cfg.model
     if not is_infopro_config(model):
         return 'E2E', 1
@@ -189,12 +213,16 @@ def run_config(config: str, seed: int, args: argparse.Namespace,
     """The config one run trains: the row, the proxy overlay, the seed.
 
     The overlay is merged as a child config is into its base (its
-    ``_delete_`` keys replace the row's entries).
+    ``_delete_`` keys replace the row's entries). An asynchronous row keeps
+    its loop, with the overlay's schedule for every module.
     """
     cfg = Config.fromfile(config)
     if overlay is not None:
+        loop = cfg.train_cfg.type if is_asynchronous(cfg) else None
         cfg.merge_from_dict(overlay.to_dict())
         _drop_delete_keys(cfg._cfg_dict)
+        if loop is not None:
+            cfg.train_cfg.type = loop
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.merge_from_dict(args.cfg_options)
     return cfg

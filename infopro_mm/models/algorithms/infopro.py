@@ -218,6 +218,8 @@ class InfoPro(BaseModel):
                                          type(architecture.data_preprocessor))
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Asynchronous InfoPro: the one local module that trains (None: all).
+        self.active_module: Optional[int] = None
         self._keep_batch_augments(architecture.data_preprocessor)
         self.for_training = train_cfg is not None
         # One preprocessor for training and inference alike.
@@ -441,9 +443,11 @@ class InfoPro(BaseModel):
             raise RuntimeError(
                 'this InfoPro model was built for inference (train_cfg=None):'
                 ' it has no local heads to train')
+        self.local_log_vars = {}
+        if self.active_module is not None:
+            return self._forward_active(inputs, data_samples)
         batch = self._local_batch(inputs, data_samples)
         local_losses: Dict[str, Tensor] = {}
-        self.local_log_vars = {}
 
         def on_module_end(module: int, feat: Tensor) -> None:
             losses = self.local_losses(module, feat, batch)
@@ -463,6 +467,88 @@ class InfoPro(BaseModel):
         losses.update(local_losses)
         return losses
 
+    def _forward_active(self, inputs: Tensor,
+                        data_samples) -> Dict[str, Tensor]:
+        """Losses of the active local module alone (asynchronous InfoPro).
+
+        The modules before it run under ``torch.no_grad`` (and in eval mode,
+        see :meth:`train`): their outputs are the frozen input it trains on,
+        recomputed every iteration. An active module k < K-1 returns its
+        weighted local losses and the layers after it do not run; the last
+        module returns the architecture's task losses.
+        """
+        active, last = self.active_module, self.splitter.num_modules - 1
+        batch = self._local_batch(inputs, data_samples)
+        losses: Dict[str, Tensor] = {}
+
+        def on_module_end(module: int, feat: Tensor) -> None:
+            if module == active - 1:
+                # The frozen modules end here; the splitter detaches their
+                # output, and the active module records its graph from it.
+                # Leaving the no_grad context below restores the grad mode.
+                torch.set_grad_enabled(True)
+            elif module == active:
+                losses.update(self.local_losses(module, feat, batch))
+
+        with torch.no_grad() if active > 0 else nullcontext():
+            if active < last:
+                self.splitter.forward(
+                    inputs,
+                    on_module_end=on_module_end,
+                    modules=range(active + 1))
+            else:
+                with self._staged_backbone(on_module_end=on_module_end):
+                    losses = self.architecture.loss(inputs, data_samples)
+        if not losses:
+            raise ValueError(
+                f'local module {active + 1} has nothing to train on alone: '
+                'every local head weight is 0 '
+                f'({self.module_weights(active)})')
+        return losses
+
+    def set_active_module(self, module: Optional[int]) -> None:
+        """Train one local module alone (asynchronous InfoPro), or all.
+
+        With an active module k (0-based), :meth:`train_step` and ``loss``
+        mode compute module k's losses only: its weighted local losses (k <
+        K-1) or the architecture's task loss (k = K-1), on the outputs of
+        modules 0..k-1, which run under ``torch.no_grad`` and stay in eval
+        mode (their BN statistics do not move); nothing after module k runs
+        when k < K-1. No other parameter gets a gradient, so the optimizer
+        leaves them as they are (torch optimizers skip parameters whose
+        gradient is None, weight decay and momentum included). Only module
+        k's local heads get ``after_optimizer_step()``.
+        ``infopro_mm.AsynchronousTrainLoop`` sets it phase by phase.
+
+        Args:
+            module (int, optional): 0-based index of the local module that
+                trains, or None for simultaneous training of every module
+                (the default).
+        """
+        if module is not None:
+            if not self.for_training:
+                raise RuntimeError(
+                    'this InfoPro model was built for inference '
+                    '(train_cfg=None): it has no local heads to train')
+            num = self.splitter.num_modules
+            if not 0 <= module < num:
+                raise ValueError(
+                    f'active module {module} is out of range: the model has '
+                    f'K={num} local modules (0..{num - 1})')
+        self.active_module = module
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> 'InfoPro':
+        """``nn.Module.train``; the modules before the active one (see
+        :meth:`set_active_module`) stay in eval mode."""
+        super().train(mode)
+        if self.active_module is not None:
+            for layers in self.splitter.module_layers()[:self.active_module]:
+                for layer in layers:
+                    for module in layer.modules:
+                        module.train(False)
+        return self
+
     def _record_cuda_memory(self, module: int) -> None:
         if self.track_cuda_memory and torch.cuda.is_available():
             peak = torch.cuda.max_memory_allocated() / 2**20
@@ -476,6 +562,9 @@ class InfoPro(BaseModel):
         on_local_backward: Optional[Callable[[int], None]] = None
     ) -> Dict[str, Tensor]:
         """One InfoPro iteration: K-1 local backwards, one task backward.
+
+        With an active module (:meth:`set_active_module`), one backward of
+        that module's losses; they are the returned log variables.
 
         Args:
             data (dict | tuple | list): A batch from the dataloader.
@@ -501,15 +590,18 @@ class InfoPro(BaseModel):
             torch.cuda.reset_peak_memory_stats()
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
+            # one module alone: its loss is the iteration's only backward
+            alone = self.active_module is not None
             losses = self._forward_train(
                 data['inputs'],
                 data['data_samples'],
-                local_backward=optim_wrapper.local_backward,
+                local_backward=None if alone else optim_wrapper.local_backward,
                 on_local_backward=on_local_backward)
         parsed_loss, log_vars = self.parse_losses(losses)
         self._watch_optimizer(optim_wrapper.optimizer)
         optim_wrapper.update_params(parsed_loss)
-        self._record_cuda_memory(self.splitter.num_modules - 1)
+        self._record_cuda_memory(self.active_module if alone else
+                                 self.splitter.num_modules - 1)
         return log_vars
 
     def _watch_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
@@ -531,8 +623,11 @@ class InfoPro(BaseModel):
                                lambda *_: self.after_optimizer_step()))
 
     def after_optimizer_step(self) -> None:
-        """Run every local head's ``after_optimizer_step()`` (if any)."""
-        for heads in self.local_heads:
+        """Run every local head's ``after_optimizer_step()`` (if any); with
+        an active module, only its own heads'."""
+        active = self.active_module
+        for heads in (self.local_heads if active is None else
+                      self.local_heads[active:active + 1]):
             for head in heads.values():
                 hook = getattr(head, 'after_optimizer_step', None)
                 if hook is not None:
