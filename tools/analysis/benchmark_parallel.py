@@ -481,6 +481,11 @@ def summarize(args, raw: dict, world: int) -> dict:
             median_iter_s=round(median, 4),
             images_per_s=round(args.batch_size / median, 2),
             iter_times_s=[round(t, 4) for t in per_round],
+            # each rank's own step: the slowest sets a pipeline's pace
+            rank_median_step_s=[
+                round(statistics.median(
+                    r['times'][name][args.warmup:]), 4) for r in ranks
+            ][:1 if single else None],
             ranks=[dict(rank=k, **r['memory'][name])
                    for k, r in enumerate(ranks)
                    if r['memory'][name] is not None]))
