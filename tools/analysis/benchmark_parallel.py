@@ -533,8 +533,10 @@ def _mib(values: Sequence[Optional[int]]) -> str:
 def format_table(report: dict) -> str:
     """The markdown table: throughput, ratios and per-rank memory."""
     header = ['method', 'processes x threads', 'images/s',
-              *REFERENCES.values(), 'saved peak MiB (per rank)',
-              'allocator peak MiB', 'param + grad + state MiB',
+              *REFERENCES.values(), 'step s (per rank)',
+              'saved peak MiB (per rank)',
+              'allocator peak MiB' if report['device'] == 'cuda' else
+              'peak RSS growth MiB', 'param + grad + state MiB',
               'params held MiB']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in report['results']:
@@ -543,6 +545,7 @@ def format_table(report: dict) -> str:
             row['method'], f"{row['processes']} x 1",
             f"{row['images_per_s']:.1f}",
             *(f"{row['ratios'][ref]:.2f}" for ref in REFERENCES),
+            ' / '.join(f'{t:.2f}' for t in row['rank_median_step_s']),
             _mib([r['saved_peak_bytes'] for r in ranks]),
             _mib([r['allocator_peak_bytes'] for r in ranks]),
             _mib([r['trained_param_bytes'] + r['grad_bytes'] +
@@ -592,7 +595,8 @@ def plot(report: dict, path: str) -> None:
     left.set_xlabel('images/s (median round)')
     left.grid(axis='x', alpha=0.3)
     figures = (('saved_peak_bytes', 'saved activations'),
-               ('allocator_peak_bytes', 'allocator peak'),
+               ('allocator_peak_bytes', 'allocator peak' if report[
+                   'device'] == 'cuda' else 'peak RSS growth'),
                ('state', 'param + grad + state'))
     width = 0.8 / len(figures)
     labels, positions = [], []
