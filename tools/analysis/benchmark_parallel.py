@@ -415,9 +415,6 @@ def worker(rank: int, world: int, port: int, args, results) -> None:
     dist.init_process_group(
         'nccl' if device == 'cuda' else 'gloo',
         init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
-    if args.warmup < world - 1:
-        raise ValueError(f'--warmup must be >= K-1 = {world - 1}: the first '
-                         'K-1 rounds fill the module-parallel pipeline')
     runners = build_runners(args, rank, world, device)
     parallel = runners['infopro_module_parallel']
     rounds = args.warmup + args.iters
@@ -425,7 +422,7 @@ def worker(rank: int, world: int, port: int, args, results) -> None:
     memory: Dict[str, Optional[dict]] = {}
     for it in range(rounds + 1):  # the last round is instrumented
         for name, runner in runners.items():
-            # module-parallel: rank k idles in the K-1-k first rounds
+            # module-parallel: rank k idles in the first k rounds (fill)
             idle = runner is None or (runner is parallel and it < rank)
             dist.barrier()
             if it == rounds:
@@ -640,6 +637,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.device == 'cuda' and torch.cuda.device_count() < world:
         raise SystemExit(f'--device cuda: K={world} processes need {world} '
                          f'GPUs, {torch.cuda.device_count()} visible')
+    if args.warmup < world - 1:
+        raise SystemExit(f'--warmup must be >= K-1 = {world - 1}: the first '
+                         'K-1 rounds fill the module-parallel pipeline')
     if args.batch_size % world or args.batch_size % args.microbatches:
         raise SystemExit(f'--batch-size {args.batch_size} must divide by K='
                          f'{world} (DDP) and by --microbatches '
