@@ -113,12 +113,13 @@ def test_time_policy_prints_stage_times_and_measures_them(config, tmp_path,
     report = tool.main([
         config, '--input-size', '64', '64', '--batch-size', '2', '--max-k',
         '3', '--num-modules', '2', '--policy', 'time', '--measure-time',
-        '--warmup', '0', '--repeats', '1', '--out', str(tmp_path)
+        '--warmup', '0', '--repeats', '1', '--clock', 'cpu', '--out',
+        str(tmp_path)
     ])
     stdout = capsys.readouterr().out
     with open(tmp_path / 'plan_split.json') as f:
         saved = json.load(f)
-    assert saved['policy'] == 'time'
+    assert saved['policy'] == 'time' and saved['clock'] == 'cpu'
     times = saved['time_profile']
     assert times['batch_size'] == 2 and times['repeats'] == 1
     for row in saved['rows']:

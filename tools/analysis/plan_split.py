@@ -6,7 +6,7 @@ Usage::
         --batch-size N [--num-modules K | --max-memory 10GiB] \
         [--optimizer sgd|adamw|...] [--max-k 6] [--out DIR] [--verify] \
         [--threads N] [--policy balanced|time [--measure-time]
-        [--warmup 2] [--repeats 5] [--device cpu|cuda]]
+        [--warmup 2] [--repeats 5] [--device cpu|cuda] [--clock wall|cpu]]
         [--cfg-options k=v ...]
 
 CONFIG is an InfoPro config or a plain mmseg / mmpretrain config (the
@@ -47,11 +47,15 @@ the slowest stage of the memory-balanced cuts. ``--measure-time`` (with
 its memory-balanced split and of the config's own split (when it has K
 modules) the way a module-parallel rank does (its module's forward, local
 losses or task loss, backward; no optimizer step, no traffic) and prints
-the measured median (and range) beside the prediction.
+the measured median (and range) beside the prediction. ``--clock cpu``
+times with the process's CPU time instead of wall time: on a CPU shared
+with other jobs it is the steadier measure, and with ``--threads 1`` it is
+the wall time an unshared core would take.
 """
 import argparse
 import json
 import statistics
+import time
 import os
 import os.path as osp
 import sys
@@ -217,8 +221,12 @@ def format_table(rows: Sequence[dict], chosen: Optional[int] = None) -> str:
     return '\n'.join(lines)
 
 
+CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
+
+
 def measure_stages(model: torch.nn.Module, batch: dict, warmup: int,
-                   repeats: int) -> List[List[float]]:
+                   repeats: int,
+                   clock=time.perf_counter) -> List[List[float]]:
     """Wall time of every stage of ``model``'s split, run as a
     module-parallel rank runs it (forward of its module, its local losses
     or the task loss, backward), without the optimizer step and traffic.
@@ -228,6 +236,7 @@ def measure_stages(model: torch.nn.Module, batch: dict, warmup: int,
         batch (dict): A raw batch (:func:`synthetic_batch`).
         warmup (int): Untimed runs per stage.
         repeats (int): Timed runs per stage.
+        clock (callable): Seconds now. Defaults to wall time.
 
     Returns:
         list[list[float]]: Per stage, the seconds of every timed run.
@@ -279,7 +288,7 @@ def measure_stages(model: torch.nn.Module, batch: dict, warmup: int,
         return run
 
     return [
-        repeat_seconds(stage_run(k), warmup, repeats, device)
+        repeat_seconds(stage_run(k), warmup, repeats, device, clock)
         for k in range(num)
     ]
 
@@ -288,7 +297,7 @@ def measure_splits(template: dict, scope: Optional[str],
                    splits: Sequence[Tuple[str, List[str]]],
                    times: TimeProfile, input_size: Tuple[int, int],
                    batch_size: int, device: torch.device, warmup: int,
-                   repeats: int) -> List[dict]:
+                   repeats: int, clock=time.perf_counter) -> List[dict]:
     """Predicted against measured stage times of named splits.
 
     Args:
@@ -301,6 +310,7 @@ def measure_splits(template: dict, scope: Optional[str],
         device (torch.device): Where to run.
         warmup (int): Untimed runs per stage.
         repeats (int): Timed runs per stage.
+        clock (callable): Seconds now. Defaults to wall time.
 
     Returns:
         list[dict]: Per split its boundaries, the predicted and the
@@ -314,7 +324,7 @@ def measure_splits(template: dict, scope: Optional[str],
                             batch_size, device, boundaries=boundaries)
         runs = measure_stages(
             model, synthetic_batch(model, batch_size, input_size), warmup,
-            repeats)
+            repeats, clock)
         predicted = times.module_seconds(
             [names.index(b) for b in boundaries])
         median = [statistics.median(r) for r in runs]
@@ -491,6 +501,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu',
                         help='where --policy time times (default cpu)')
     parser.add_argument(
+        '--clock', choices=sorted(CLOCKS), default='wall',
+        help='wall time (default) or the process CPU time (steadier on a '
+        'shared CPU; a wall-time proxy with --threads 1 only)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, xxx=yyy format')
     return parser.parse_args(argv)
@@ -519,7 +533,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     times = None
     if args.policy == 'time':
         times = model.profile_time(input_size, batch_size, args.warmup,
-                                   args.repeats, args.device)
+                                   args.repeats, args.device,
+                                   CLOCKS[args.clock])
     del model
     chosen, reason = choose(profile, states, budget, args.num_modules)
     rows = plan_rows(profile, states, max(args.max_k, chosen or 1), times)
@@ -534,6 +549,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         chosen_num_modules=chosen,
         choice=reason,
         policy=args.policy,
+        clock=args.clock,
         rows=rows,
         profile=dict(profile, input_size=list(input_size)))
     if times is not None:
@@ -543,8 +559,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           'state tensor(s) per parameter); memory in MiB, FLOPs per step'
           + ('' if times is None else
              f'; {args.policy}-balanced cuts, forward + backward time per '
-             f'stage on {times["device"]} (median of {args.repeats} runs '
-             f'after {args.warmup} warm-up runs)'))
+             f'stage on {times["device"]} ({args.clock} clock, median of '
+             f'{args.repeats} runs after {args.warmup} warm-up runs)'))
     print(format_table(rows, chosen))
     if reason:
         print(f'[plan_split] {reason}')
@@ -560,7 +576,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             splits.append(('config', list(own)))
         report['measured_time'] = measure_splits(
             template, scope, splits, times, input_size, batch_size,
-            torch.device(args.device), args.warmup, args.repeats)
+            torch.device(args.device), args.warmup, args.repeats,
+            CLOCKS[args.clock])
         print('[plan_split] measured stage times (forward + backward of '
               'each stage as a module-parallel rank runs it; no optimizer '
               'step, no traffic)')

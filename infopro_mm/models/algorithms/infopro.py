@@ -800,7 +800,8 @@ class InfoPro(BaseModel):
                      batch_size: int,
                      warmup: int = 2,
                      repeats: int = 5,
-                     device: Optional[Union[str, torch.device]] = None
+                     device: Optional[Union[str, torch.device]] = None,
+                     clock: Optional[Callable[[], float]] = None
                      ) -> TimeProfile:
         """Time the forward + backward of every basic layer.
 
@@ -830,6 +831,9 @@ class InfoPro(BaseModel):
                 to where the model's parameters are if not the CPU, else
                 the current CUDA device if there is one (the runner moves
                 the model there), else the CPU.
+            clock (callable, optional): Seconds now, see
+                :func:`~infopro_mm.utils.repeat_seconds`. Defaults to wall
+                time.
 
         Returns:
             TimeProfile: Seconds per basic layer, head set and tail.
@@ -846,11 +850,13 @@ class InfoPro(BaseModel):
             self.to(device)
             try:
                 self.train()
-                measured = self._time_layers(input_size, batch_size,
-                                             partial(median_seconds,
-                                                     warmup=warmup,
-                                                     repeats=repeats,
-                                                     device=device))
+                timer = partial(
+                    median_seconds,
+                    warmup=warmup,
+                    repeats=repeats,
+                    device=device,
+                    **({} if clock is None else dict(clock=clock)))
+                measured = self._time_layers(input_size, batch_size, timer)
             finally:
                 self.to(home)
         return TimeProfile(
