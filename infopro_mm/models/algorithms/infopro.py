@@ -846,7 +846,8 @@ class InfoPro(BaseModel):
         device = torch.device(device)
         home = param.device
         rng_devices = [device] if device.type == 'cuda' else []
-        with self._restored_state(grads=True),                 torch.random.fork_rng(rng_devices):
+        with self._restored_state(grads=True), \
+                torch.random.fork_rng(rng_devices):
             self.to(device)
             try:
                 self.train()

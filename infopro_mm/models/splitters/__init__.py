@@ -13,5 +13,6 @@ __all__ = [
     'BaseSplitter', 'BasicLayer', 'ConvNeXtSplitter', 'MMPretrainViTSplitter',
     'MMSegViTSplitter', 'MemoryBudgetError', 'MiTSplitter', 'ResNetSplitter',
     'SPLITTERS', 'SwinSplitter', 'Tokens', 'feature_map', 'module_costs',
-    'plan_balanced_cuts', 'plan_within_budget', 'splitter_for', 'supported_backbones', 'uniform_cuts'
+    'plan_balanced_cuts', 'plan_within_budget', 'splitter_for',
+    'supported_backbones', 'uniform_cuts'
 ]
