@@ -99,7 +99,8 @@ class MemoryProfile(dict):
 class TimeProfile(dict):
     """Per-basic-layer training time of an InfoPro model (seconds).
 
-    Forward + backward wall time, each the median of ``repeats`` runs after
+    Forward + backward time (wall time unless :meth:`InfoPro.profile_time`
+    was given another clock), each the median of ``repeats`` runs after
     ``warmup`` runs, at the training input and batch on ``device``:
     ``layer_seconds`` (each basic layer inside a module, its input gradient
     included), ``input_seconds`` (the change when the layer starts a module
