@@ -8,13 +8,14 @@ from .memory import (SavedTensorTracker, format_size, optimizer_of,
 from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
                         init_cpu_distributed, register_all_modules,
                         register_config_scope)
+from .timing import median_seconds, repeat_seconds
 
 __all__ = [
     'DOWNSTREAM', 'MissingExtraError', 'SavedTensorTracker',
     'allow_trusted_checkpoints', 'check_arguments', 'check_mm_versions',
     'checked_init', 'collect_env', 'destroy_distributed', 'flop_counter',
     'format_size', 'init_cpu_distributed', 'is_available', 'load_config',
-    'mm_version_ranges', 'optimizer_of', 'optimizer_states',
+    'median_seconds', 'mm_version_ranges', 'optimizer_of', 'optimizer_states',
     'package_versions', 'parse_size', 'register_all_modules',
-    'register_config_scope'
+    'register_config_scope', 'repeat_seconds'
 ]

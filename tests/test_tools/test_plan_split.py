@@ -8,6 +8,8 @@ from conftest import REPO, run_tool
 from mmengine.config import Config
 from tiny_models import SEG_HEADS, tiny_deeplabv3
 
+from infopro_mm.models import TimeProfile
+
 TOOL = osp.join(REPO, 'tools/analysis/plan_split.py')
 
 
@@ -103,3 +105,54 @@ def test_budget_too_small_exits_with_the_smallest_peak(config, tmp_path,
         report = json.load(f)
     assert report['optimizer_states'] == 2
     assert report['chosen_num_modules'] is None
+
+
+def test_time_policy_prints_stage_times_and_measures_them(config, tmp_path,
+                                                          capsys):
+    tool = load_tool()
+    report = tool.main([
+        config, '--input-size', '64', '64', '--batch-size', '2', '--max-k',
+        '3', '--num-modules', '2', '--policy', 'time', '--measure-time',
+        '--warmup', '0', '--repeats', '1', '--clock', 'cpu', '--out',
+        str(tmp_path)
+    ])
+    stdout = capsys.readouterr().out
+    with open(tmp_path / 'plan_split.json') as f:
+        saved = json.load(f)
+    assert saved['policy'] == 'time' and saved['clock'] == 'cpu'
+    times = saved['time_profile']
+    assert times['batch_size'] == 2 and times['repeats'] == 1
+    for row in saved['rows']:
+        k = row['num_modules']
+        # time-balanced cuts, their predicted stage times beside the memory
+        assert row['cuts'] == tool.time_cuts(report['time_profile'], k)
+        assert len(row['stage_seconds']) == len(row['module_bytes']) == k
+        assert all(t > 0 for t in row['stage_seconds'])
+        assert row['slowest_seconds'] == max(row['stage_seconds'])
+        assert row['slowest_seconds'] <= row['memory_cuts_slowest_seconds']
+        assert row['images_per_second'] == pytest.approx(
+            2 / row['slowest_seconds'])
+    assert 'per-stage time ms' in stdout and '| 2* | ' in stdout
+    measured = {r['split']: r for r in saved['measured_time']}
+    # the config's own split has K=2 modules: it is measured too
+    assert set(measured) == {'time-balanced', 'memory-balanced', 'config'}
+    assert measured['config']['boundaries'] == ['layer2.0']
+    assert measured['time-balanced']['boundaries'] == \
+        saved['rows'][1]['boundaries']
+    for result in measured.values():
+        assert len(result['measured_seconds']) == 2
+        assert all(t > 0 for t in result['measured_seconds'])
+        assert result['predicted_seconds'] == pytest.approx(
+            TimeProfile(times).module_seconds([
+                times['names'].index(b) for b in result['boundaries']
+            ]))
+    assert '| time-balanced | ' in stdout and '| config | layer2.0 |' in \
+        stdout
+
+
+def test_measure_time_needs_the_time_policy_and_a_k(config, tmp_path):
+    for extra in ([], ['--policy', 'time']):
+        with pytest.raises(SystemExit, match='--measure-time needs'):
+            load_tool().main([
+                config, '--measure-time', '--out', str(tmp_path), *extra
+            ])

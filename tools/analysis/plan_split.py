@@ -5,7 +5,9 @@ Usage::
     python tools/analysis/plan_split.py CONFIG --input-size H W \
         --batch-size N [--num-modules K | --max-memory 10GiB] \
         [--optimizer sgd|adamw|...] [--max-k 6] [--out DIR] [--verify] \
-        [--threads N] [--cfg-options k=v ...]
+        [--threads N] [--policy balanced|time [--measure-time]
+        [--warmup 2] [--repeats 5] [--device cpu|cuda] [--clock wall|cpu]]
+        [--cfg-options k=v ...]
 
 CONFIG is an InfoPro config or a plain mmseg / mmpretrain config (the
 paper's local heads are used then, as in benchmark_memory.py). The model is
@@ -33,9 +35,27 @@ the profile to ``DIR/plan_split.json``, the peak against K to
 training step per chosen K (every K of the table when none is chosen) after
 one warm-up step and prints the estimate beside
 ``torch.cuda.max_memory_allocated``.
+
+``--policy time`` plans for a module-parallel pipeline as
+``split=dict(policy='time', ...)`` does: the layers are also timed
+(:meth:`~infopro_mm.models.InfoPro.profile_time`, forward + backward at the
+training input and batch on ``--device``) and every K gets the cuts that
+minimise the slowest stage; the table gives every stage's predicted time
+beside its memory, the slowest stage, the throughput bound it implies and
+the slowest stage of the memory-balanced cuts. ``--measure-time`` (with
+``--num-modules K``) then runs every stage of K's time-balanced split, of
+its memory-balanced split and of the config's own split (when it has K
+modules) the way a module-parallel rank does (its module's forward, local
+losses or task loss, backward; no optimizer step, no traffic) and prints
+the measured median (and range) beside the prediction. ``--clock cpu``
+times with the process's CPU time instead of wall time: on a CPU shared
+with other jobs it is the steadier measure, and with ``--threads 1`` it is
+the wall time an unshared core would take.
 """
 import argparse
 import json
+import statistics
+import time
 import os
 import os.path as osp
 import sys
@@ -51,21 +71,42 @@ from benchmark_memory import (Method, build_model, default_input,  # noqa
                               infopro_template, load_config, synthetic_batch)
 
 from infopro_mm.models import (MemoryBudgetError, MemoryProfile,  # noqa: E402
-                               plan_balanced_cuts, plan_within_budget)
+                               TimeProfile, plan_balanced_cuts,
+                               plan_within_budget)
 from infopro_mm.utils import (format_size, optimizer_of,  # noqa: E402
-                              optimizer_states, parse_size)
+                              optimizer_states, parse_size, repeat_seconds)
 
 MiB = 2**20
 
 
-def plan_rows(profile: MemoryProfile, states: int,
-              max_k: int) -> List[dict]:
+def memory_cuts(profile: MemoryProfile, num_modules: int) -> List[int]:
+    """The memory-balanced (InfoPro*) cuts into ``num_modules``."""
+    return plan_balanced_cuts(profile['layer_bytes'], profile['input_bytes'],
+                              profile['head_bytes'], profile['tail_bytes'],
+                              num_modules)[0]
+
+
+def time_cuts(times: TimeProfile, num_modules: int) -> List[int]:
+    """The time-balanced cuts into ``num_modules`` (slowest stage least)."""
+    return plan_balanced_cuts(times['layer_seconds'], times['input_seconds'],
+                              times['head_seconds'], times['tail_seconds'],
+                              num_modules)[0]
+
+
+def plan_rows(profile: MemoryProfile, states: int, max_k: int,
+              times: Optional[TimeProfile] = None) -> List[dict]:
     """The balanced split of every K = 1..``max_k`` and its estimates.
 
     Args:
         profile (MemoryProfile): From ``InfoPro.profile_memory`` with FLOPs.
         states (int): Optimizer state tensors per parameter.
         max_k (int): Largest K (at most the number of basic layers).
+        times (TimeProfile, optional): From ``InfoPro.profile_time``: the
+            cuts are then time-balanced and the rows also hold every
+            stage's predicted time (``stage_seconds``), the slowest, the
+            throughput bound (``images_per_second``) and the slowest stage
+            of the memory-balanced cuts (``memory_cuts_slowest_seconds``).
+            Defaults to None (memory-balanced cuts).
 
     Returns:
         list[dict]: One row per K.
@@ -73,20 +114,27 @@ def plan_rows(profile: MemoryProfile, states: int,
     names = profile['names']
     rows = []
     for k in range(1, min(max_k, len(names)) + 1):
-        cuts, modules = plan_balanced_cuts(profile['layer_bytes'],
-                                           profile['input_bytes'],
-                                           profile['head_bytes'],
-                                           profile['tail_bytes'], k)
-        rows.append(
-            dict(
-                num_modules=k,
-                cuts=cuts,
-                boundaries=[names[c] for c in cuts],
-                module_bytes=modules,
-                activation_bytes=max(modules),
-                fixed_bytes=profile.fixed_bytes(cuts, states),
-                peak_bytes=profile.peak_bytes(cuts, states),
-                head_flops=sum(profile['head_flops'][c] for c in cuts)))
+        cuts = memory_cuts(profile, k) if times is None else time_cuts(
+            times, k)
+        modules = profile.module_bytes(cuts)
+        row = dict(
+            num_modules=k,
+            cuts=cuts,
+            boundaries=[names[c] for c in cuts],
+            module_bytes=modules,
+            activation_bytes=max(modules),
+            fixed_bytes=profile.fixed_bytes(cuts, states),
+            peak_bytes=profile.peak_bytes(cuts, states),
+            head_flops=sum(profile['head_flops'][c] for c in cuts))
+        if times is not None:
+            stages = times.module_seconds(cuts)
+            row.update(
+                stage_seconds=stages,
+                slowest_seconds=max(stages),
+                images_per_second=times.images_per_second(cuts),
+                memory_cuts_slowest_seconds=max(
+                    times.module_seconds(memory_cuts(profile, k))))
+        rows.append(row)
     e2e = rows[0]
     for row in rows:
         row['activation_ratio'] = row['activation_bytes'] / e2e[
@@ -136,16 +184,26 @@ def _gflops(value: float) -> str:
     return f'{value / 1e9:,.1f}' if value >= 1e10 else f'{value / 1e9:.3f}'
 
 
+def _ms(seconds: Sequence[float]) -> str:
+    return ' / '.join(f'{1e3 * t:,.1f}' for t in seconds)
+
+
 def format_table(rows: Sequence[dict], chosen: Optional[int] = None) -> str:
-    """A markdown table of :func:`plan_rows` (``*`` marks ``chosen``)."""
-    lines = [
-        '| K | cuts after | per-module activations MiB | largest MiB '
-        '| x E2E | fixed MiB | peak MiB | x E2E | local heads GFLOPs '
-        '| x E2E FLOPs |', '|' + '---|' * 10
-    ]
+    """A markdown table of :func:`plan_rows` (``*`` marks ``chosen``);
+    rows with stage times get their columns after the memory."""
+    timed = 'stage_seconds' in rows[0]
+    header = ('| K | cuts after | per-module activations MiB | largest MiB '
+              '| x E2E | fixed MiB | peak MiB | x E2E | local heads GFLOPs '
+              '| x E2E FLOPs |')
+    columns = 10
+    if timed:
+        header += (' per-stage time ms | slowest ms | images/s bound '
+                   '| slowest ms, memory-balanced cuts |')
+        columns += 4
+    lines = [header, '|' + '---|' * columns]
     for row in rows:
         mark = '*' if row['num_modules'] == chosen else ''
-        lines.append(
+        line = (
             f'| {row["num_modules"]}{mark} | '
             f'{", ".join(row["boundaries"]) or "-"} | '
             f'{" / ".join(_mib(b) for b in row["module_bytes"])} | '
@@ -154,6 +212,154 @@ def format_table(rows: Sequence[dict], chosen: Optional[int] = None) -> str:
             f'{_mib(row["peak_bytes"])} | {row["peak_ratio"]:.3f} | '
             f'{_gflops(row["head_flops"])} | '
             f'+{100 * row["head_flops_ratio"]:.1f} % |')
+        if timed:
+            line += (f' {_ms(row["stage_seconds"])} | '
+                     f'{_ms([row["slowest_seconds"]])} | '
+                     f'{row["images_per_second"]:,.1f} | '
+                     f'{_ms([row["memory_cuts_slowest_seconds"]])} |')
+        lines.append(line)
+    return '\n'.join(lines)
+
+
+CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
+
+
+def measure_stages(model: torch.nn.Module, batch: dict, warmup: int,
+                   repeats: int,
+                   clock=time.perf_counter) -> List[List[float]]:
+    """Wall time of every stage of ``model``'s split, run as a
+    module-parallel rank runs it (forward of its module, its local losses
+    or the task loss, backward), without the optimizer step and traffic.
+
+    Args:
+        model (nn.Module): An InfoPro model with the split to measure.
+        batch (dict): A raw batch (:func:`synthetic_batch`).
+        warmup (int): Untimed runs per stage.
+        repeats (int): Timed runs per stage.
+        clock (callable): Seconds now. Defaults to wall time.
+
+    Returns:
+        list[list[float]]: Per stage, the seconds of every timed run.
+    """
+    device = next(model.parameters()).device
+    data = model.data_preprocessor(batch, True)
+    image, samples = data['inputs'], data['data_samples']
+    local = model._local_batch(image, samples)
+    splitter = model.splitter
+    num = splitter.num_modules
+    params = list(model.parameters())
+    # the input and earlier backbone outputs of every stage
+    inputs, x, outs = [], image, ()
+    with torch.no_grad():
+        for k in range(num - 1):
+            inputs.append((x, outs))
+            ends = {}
+            outs = splitter.forward(
+                x,
+                on_module_end=lambda _, feat: ends.update(x=feat),
+                modules=range(k, k + 1),
+                outs=outs)
+            x = ends['x']
+    inputs.append((x, outs))
+
+    def stage_run(k: int):
+
+        def run() -> None:
+            x, outs = inputs[k]
+            if k < num - 1:
+                ends = {}
+                splitter.forward(
+                    x,
+                    on_module_end=lambda m, feat: ends.update(
+                        loss=sum(model.local_losses(m, feat,
+                                                    local).values())),
+                    modules=range(k, k + 1),
+                    outs=outs)
+                loss = ends['loss']
+            else:
+                with model._staged_backbone(
+                        modules=range(k, k + 1), outs=outs):
+                    losses = model.architecture.loss(x, samples)
+                loss = model.parse_losses(losses)[0]
+            loss.backward()
+            for p in params:
+                p.grad = None
+
+        return run
+
+    return [
+        repeat_seconds(stage_run(k), warmup, repeats, device, clock)
+        for k in range(num)
+    ]
+
+
+def measure_splits(template: dict, scope: Optional[str],
+                   splits: Sequence[Tuple[str, List[str]]],
+                   times: TimeProfile, input_size: Tuple[int, int],
+                   batch_size: int, device: torch.device, warmup: int,
+                   repeats: int, clock=time.perf_counter) -> List[dict]:
+    """Predicted against measured stage times of named splits.
+
+    Args:
+        template (dict): From :func:`infopro_template`.
+        scope (str, optional): Default scope to build in.
+        splits (Sequence[tuple[str, list[str]]]): Name and boundaries.
+        times (TimeProfile): The profile the predictions come from.
+        input_size (tuple[int, int]): Training input (H, W).
+        batch_size (int): Batch size of one stage.
+        device (torch.device): Where to run.
+        warmup (int): Untimed runs per stage.
+        repeats (int): Timed runs per stage.
+        clock (callable): Seconds now. Defaults to wall time.
+
+    Returns:
+        list[dict]: Per split its boundaries, the predicted and the
+        measured (median, min, max) seconds of every stage and the
+        relative error of the median.
+    """
+    names = times['names']
+    results = []
+    for label, boundaries in splits:
+        model = build_model(template, scope, Method('infopro'), input_size,
+                            batch_size, device, boundaries=boundaries)
+        runs = measure_stages(
+            model, synthetic_batch(model, batch_size, input_size), warmup,
+            repeats, clock)
+        predicted = times.module_seconds(
+            [names.index(b) for b in boundaries])
+        median = [statistics.median(r) for r in runs]
+        results.append(
+            dict(
+                split=label,
+                boundaries=list(boundaries),
+                predicted_seconds=predicted,
+                measured_seconds=median,
+                measured_min_seconds=[min(r) for r in runs],
+                measured_max_seconds=[max(r) for r in runs],
+                relative_error=[m / p - 1 for m, p in zip(median, predicted)]))
+        del model
+    return results
+
+
+def format_measured(results: Sequence[dict]) -> str:
+    """A markdown table of :func:`measure_splits`."""
+    lines = [
+        '| split | cuts after | predicted ms per stage | measured ms '
+        '(median [min-max]) | error | slowest predicted / measured ms |',
+        '|---|---|---|---|---|---|'
+    ]
+    for r in results:
+        measured = ' / '.join(
+            f'{1e3 * m:,.1f} [{1e3 * lo:,.1f}-{1e3 * hi:,.1f}]'
+            for m, lo, hi in zip(r['measured_seconds'],
+                                 r['measured_min_seconds'],
+                                 r['measured_max_seconds']))
+        error = ' / '.join(f'{100 * e:+.1f} %' for e in r['relative_error'])
+        lines.append(
+            f'| {r["split"]} | {", ".join(r["boundaries"])} | '
+            f'{_ms(r["predicted_seconds"])} | {measured} | {error} | '
+            f'{_ms([max(r["predicted_seconds"])])} / '
+            f'{_ms([max(r["measured_seconds"])])} |')
     return '\n'.join(lines)
 
 
@@ -281,6 +487,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int,
                         help='torch intra-op threads (default: torch\'s)')
     parser.add_argument(
+        '--policy', choices=['balanced', 'time'], default='balanced',
+        help="cuts of every K: 'balanced' memory (InfoPro*) or 'time' "
+        '(module-parallel stages; also prints per-stage times)')
+    parser.add_argument(
+        '--measure-time', action='store_true',
+        help='with --policy time and --num-modules: run the stages of the '
+        'time-balanced, memory-balanced and config splits, compare')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed runs per timing (default 2)')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed runs per timing, median (default 5)')
+    parser.add_argument('--device', default='cpu',
+                        help='where --policy time times (default cpu)')
+    parser.add_argument(
+        '--clock', choices=sorted(CLOCKS), default='wall',
+        help='wall time (default) or the process CPU time (steadier on a '
+        'shared CPU; a wall-time proxy with --threads 1 only)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, xxx=yyy format')
     return parser.parse_args(argv)
@@ -288,6 +512,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.measure_time and (args.policy != 'time'
+                              or args.num_modules is None):
+        raise SystemExit('--measure-time needs --policy time and '
+                         '--num-modules K (the K whose splits are run)')
     if args.threads:
         torch.set_num_threads(args.threads)
     MMLogger.get_instance('infopro_mm_plan_split', log_level='WARNING')
@@ -302,9 +530,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     model = build_model(template, scope, Method('e2e'), input_size,
                         batch_size, torch.device('cpu'))
     profile = model.profile_memory(input_size, batch_size, count_flops=True)
+    times = None
+    if args.policy == 'time':
+        times = model.profile_time(input_size, batch_size, args.warmup,
+                                   args.repeats, args.device,
+                                   CLOCKS[args.clock])
     del model
     chosen, reason = choose(profile, states, budget, args.num_modules)
-    rows = plan_rows(profile, states, max(args.max_k, chosen or 1))
+    rows = plan_rows(profile, states, max(args.max_k, chosen or 1), times)
     report = dict(
         config=args.config,
         input_size=list(input_size),
@@ -315,14 +548,40 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         max_memory=budget,
         chosen_num_modules=chosen,
         choice=reason,
+        policy=args.policy,
+        clock=args.clock,
         rows=rows,
         profile=dict(profile, input_size=list(input_size)))
+    if times is not None:
+        report['time_profile'] = dict(times, input_size=list(input_size))
     print(f'[plan_split] {args.config} at {input_size[0]}x{input_size[1]}, '
           f'batch {batch_size}, optimizer {optimizer["type"]} ({states} '
-          'state tensor(s) per parameter); memory in MiB, FLOPs per step')
+          'state tensor(s) per parameter); memory in MiB, FLOPs per step'
+          + ('' if times is None else
+             f'; {args.policy}-balanced cuts, forward + backward time per '
+             f'stage on {times["device"]} ({args.clock} clock, median of '
+             f'{args.repeats} runs after {args.warmup} warm-up runs)'))
     print(format_table(rows, chosen))
     if reason:
         print(f'[plan_split] {reason}')
+    if args.measure_time:
+        row = rows[chosen - 1]
+        splits = [('time-balanced', row['boundaries']),
+                  ('memory-balanced', [
+                      profile['names'][c]
+                      for c in memory_cuts(profile, chosen)
+                  ])]
+        own = (cfg.model.get('split') or {}).get('boundaries')
+        if own and len(own) == chosen - 1:
+            splits.append(('config', list(own)))
+        report['measured_time'] = measure_splits(
+            template, scope, splits, times, input_size, batch_size,
+            torch.device(args.device), args.warmup, args.repeats,
+            CLOCKS[args.clock])
+        print('[plan_split] measured stage times (forward + backward of '
+              'each stage as a module-parallel rank runs it; no optimizer '
+              'step, no traffic)')
+        print(format_measured(report['measured_time']))
     if args.verify:
         ks = [chosen] if chosen else [r['num_modules'] for r in rows]
         report['verify'] = verify(template, scope, rows, ks, optimizer,

@@ -7,6 +7,7 @@ from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
                     Union)
 
 import torch
+from mmengine.dist import broadcast_object_list, get_rank, is_distributed
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel, ModuleDict, ModuleList
 from mmengine.optim import OptimWrapper
@@ -14,13 +15,13 @@ from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
 from infopro_mm.utils import (SavedTensorTracker, flop_counter, format_size,
-                              optimizer_states, parse_size)
+                              median_seconds, optimizer_states, parse_size)
 from ..heads import LocalBatch, build_local_head, local_head_class
-from ..splitters import (module_costs, plan_balanced_cuts, plan_within_budget,
-                         splitter_for)
+from ..splitters import (Tokens, feature_map, module_costs,
+                         plan_balanced_cuts, plan_within_budget, splitter_for)
 from .task import dummy_data_samples, task_info
 
-__all__ = ['InfoPro', 'MemoryProfile', 'is_infopro_config']
+__all__ = ['InfoPro', 'MemoryProfile', 'TimeProfile', 'is_infopro_config']
 
 WeightSpec = Union[float, Tuple[float, float]]
 _UNSET: Any = object()
@@ -95,6 +96,34 @@ class MemoryProfile(dict):
         return max(self.module_bytes(cuts)) + self.fixed_bytes(cuts, states)
 
 
+class TimeProfile(dict):
+    """Per-basic-layer training time of an InfoPro model (seconds).
+
+    Forward + backward time (wall time unless :meth:`InfoPro.profile_time`
+    was given another clock), each the median of ``repeats`` runs after
+    ``warmup`` runs, at the training input and batch on ``device``:
+    ``layer_seconds`` (each basic layer inside a module, its input gradient
+    included), ``input_seconds`` (the change when the layer starts a module
+    and no input gradient is computed: usually negative; 0 for the first),
+    ``head_seconds`` (the local heads and their losses on each basic layer's
+    output), ``tail_seconds`` (the neck, task heads and losses). Also
+    ``names``, ``input_size``, ``batch_size``, ``device``, ``warmup`` and
+    ``repeats``. A stage of a module-parallel pipeline runs one module, so
+    its time is the module's estimate (:meth:`module_seconds`).
+    """
+
+    def module_seconds(self, cuts: Sequence[int]) -> List[float]:
+        """Estimated forward + backward time of every module."""
+        return module_costs(cuts, self['layer_seconds'],
+                            self['input_seconds'], self['head_seconds'],
+                            self['tail_seconds'])
+
+    def images_per_second(self, cuts: Sequence[int]) -> float:
+        """Throughput bound of a pipeline of these modules: one batch per
+        slowest stage."""
+        return self['batch_size'] / max(self.module_seconds(cuts))
+
+
 def _param_bytes(module: nn.Module) -> Tuple[int, int]:
     """Bytes of ``module``'s trainable parameters, and of its frozen
     parameters and buffers."""
@@ -135,7 +164,12 @@ class InfoPro(BaseModel):
             of the backbone's family (:func:`~infopro_mm.models.splitter_for`:
             ResNet, Swin, ConvNeXt, MiT, ViT), e.g.
             ``dict(boundaries=['layer3.12'])`` or
-            ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``.
+            ``dict(num_modules=4, policy='balanced', input_size=(512, 1024))``
+            (memory-balanced: InfoPro*) or ``dict(num_modules=2,
+            policy='time', input_size=(32, 32), batch_size=128)`` (the
+            cuts that minimise the slowest module's measured forward +
+            backward time, for module-parallel pipelines; see
+            :meth:`profile_time`).
             Instead of ``num_modules``, ``max_memory`` (bytes or a string
             such as ``'10GiB'``, with ``policy='balanced'`` (the default
             then), ``input_size`` and ``batch_size``) picks the smallest K
@@ -264,9 +298,12 @@ class InfoPro(BaseModel):
         self.task_info = task_info(architecture)
         self.layer_shapes = self.splitter.probe()
         self.memory_profile: Optional[MemoryProfile] = None
-        if self.for_training and self.splitter.policy == 'balanced' and \
-                may_split:
-            self._plan_balanced()
+        self.time_profile: Optional[TimeProfile] = None
+        if self.for_training and may_split:
+            if self.splitter.policy == 'balanced':
+                self._plan_balanced()
+            elif self.splitter.policy == 'time':
+                self._plan_time()
         # mmengine containers, so that init_weights() reaches the heads.
         self.local_heads = ModuleList(
             self._build_heads(self.layer_shapes[cut],
@@ -781,15 +818,6 @@ class InfoPro(BaseModel):
             ``flops`` (the end-to-end step without the local heads), one
             value each.
         """
-        buffers = {
-            name: b.clone()
-            for name, b in self.named_buffers()
-        }
-        grads = {
-            p: None if p.grad is None else p.grad.clone()
-            for p in self.parameters()
-        } if count_flops else {}
-        was_training = self.training
         param = next(self.architecture.parameters())
         gen = torch.Generator(param.device).manual_seed(0)
         inputs = torch.randn(
@@ -799,24 +827,13 @@ class InfoPro(BaseModel):
         n = len(self.splitter.basic_layers)
         layer_bytes = [0] * n
         input_bytes = [0] * (n + 1)
-        # per head key (see `head_key`): saved bytes, parameter bytes, other
+        # per head key (see `_head_key`): saved bytes, parameter bytes, other
         # bytes and FLOPs of one set of local heads
         head_cache: Dict[Any, Tuple[int, int, int, int]] = {}
-        contextual = any(  # heads built from the later layers
-            'later_layers' in inspect.signature(
-                local_head_class(cfg)).parameters
-            for cfg in self.head_cfgs.values())
         counter = flop_counter() if count_flops else nullcontext()
 
-        def head_key(idx: int) -> Any:
-            # heads of equal input shape are equal, unless they are built
-            # from the later layers (none after the last layer)
-            if not contextual:
-                return self.layer_shapes[idx]
-            return (self.layer_shapes[idx], idx) if idx < n - 1 else None
-
-        self.train()
-        try:
+        with self._restored_state(grads=count_flops):
+            self.train()
             with counter, SavedTensorTracker(ignore=self) as tracker:
                 state = dict(before=0)
 
@@ -841,7 +858,7 @@ class InfoPro(BaseModel):
                 def on_layer_end(idx: int, x: Tensor) -> None:
                     layer_bytes[idx] = tracker.live_bytes - state['before']
                     input_bytes[idx + 1] = x.untyped_storage().nbytes()
-                    key = head_key(idx)
+                    key = self._head_key(idx)
                     if key is not None and key not in head_cache and \
                             self.head_cfgs:
                         head_cache[key] = measure_heads(idx, x)
@@ -858,14 +875,9 @@ class InfoPro(BaseModel):
             head_flops = sum(h[3] for h in head_cache.values())
             flops = counter.get_total_flops() - head_flops \
                 if count_flops else 0
-        finally:
-            self.train(was_training)
-            for name, b in self.named_buffers():
-                b.copy_(buffers[name])
-            for p, grad in grads.items():
-                p.grad = grad
         heads = [
-            head_cache.get(head_key(idx), (0, 0, 0, 0)) for idx in range(n)
+            head_cache.get(self._head_key(idx), (0, 0, 0, 0))
+            for idx in range(n)
         ]
         return dict(
             layer_bytes=layer_bytes,
@@ -876,6 +888,251 @@ class InfoPro(BaseModel):
             head_flops=[h[3] for h in heads],
             tail_bytes=[tail_bytes],
             flops=[flops])
+
+    # ------------------------------------------------------------------
+    # time planning (module-parallel pipelines)
+    def profile_time(self,
+                     input_size: Tuple[int, int],
+                     batch_size: int,
+                     warmup: int = 2,
+                     repeats: int = 5,
+                     device: Optional[Union[str, torch.device]] = None,
+                     clock: Optional[Callable[[], float]] = None
+                     ) -> TimeProfile:
+        """Time the forward + backward of every basic layer.
+
+        At the training input and batch (time is not extrapolated from a
+        smaller run), in train mode with autograd on, on ``device``: each
+        basic layer alone on its real input (from one forward of a random
+        batch), once with an input that requires grad (inside a module) and
+        once without (starting a module); one set of local heads with their
+        losses on each basic layer's output (equal heads timed once, heads
+        whose loss weight is 0 everywhere skipped: training never runs
+        them); the architecture's neck, task heads and losses on the
+        backbone outputs. Each is the median of ``repeats`` runs after
+        ``warmup`` runs (:func:`~infopro_mm.utils.median_seconds`);
+        gradients are dropped after every run, as each training step starts
+        without them. Not included: the optimizer step, the data
+        preprocessor and the traffic between stages. BN statistics,
+        gradients, train/eval mode, the device and the global RNG state are
+        restored.
+
+        Args:
+            input_size (tuple[int, int]): Training input (H, W).
+            batch_size (int): Batch size of one pipeline stage.
+            warmup (int): Untimed runs before each measurement. Defaults
+                to 2.
+            repeats (int): Timed runs per measurement. Defaults to 5.
+            device (str | torch.device, optional): Where to time. Defaults
+                to where the model's parameters are if not the CPU, else
+                the current CUDA device if there is one (the runner moves
+                the model there), else the CPU.
+            clock (callable, optional): Seconds now, see
+                :func:`~infopro_mm.utils.repeat_seconds`. Defaults to wall
+                time.
+
+        Returns:
+            TimeProfile: Seconds per basic layer, head set and tail.
+        """
+        param = next(self.architecture.parameters())
+        if device is None:
+            device = param.device
+            if device.type == 'cpu' and torch.cuda.is_available():
+                device = torch.device('cuda', torch.cuda.current_device())
+        device = torch.device(device)
+        home = param.device
+        rng_devices = [device] if device.type == 'cuda' else []
+        with self._restored_state(grads=True), \
+                torch.random.fork_rng(rng_devices):
+            self.to(device)
+            try:
+                self.train()
+                timer = partial(
+                    median_seconds,
+                    warmup=warmup,
+                    repeats=repeats,
+                    device=device,
+                    **({} if clock is None else dict(clock=clock)))
+                measured = self._time_layers(input_size, batch_size, timer)
+            finally:
+                self.to(home)
+        return TimeProfile(
+            names=[layer.name for layer in self.splitter.basic_layers],
+            **measured,
+            input_size=tuple(input_size),
+            batch_size=batch_size,
+            device=str(device),
+            warmup=warmup,
+            repeats=repeats)
+
+    def _time_layers(self, size: Tuple[int, int], batch_size: int,
+                     timer: Callable[[Callable[[], None]], float]) -> dict:
+        """The measurements of :meth:`profile_time`.
+
+        Args:
+            size (tuple[int, int]): Input (H, W).
+            batch_size (int): Batch size.
+            timer (callable): Seconds of a callable (warm-up and median).
+
+        Returns:
+            dict: ``layer_seconds``, ``input_seconds``, ``head_seconds``
+            (lists, one per basic layer) and ``tail_seconds``.
+        """
+        param = next(self.architecture.parameters())
+        gen = torch.Generator(param.device).manual_seed(0)
+        inputs = torch.randn(
+            batch_size, 3, *size, generator=gen, device=param.device)
+        samples = [
+            s.to(param.device)
+            for s in dummy_data_samples(self.architecture, batch_size, size)
+        ]
+        batch = self._local_batch(inputs, samples)
+        splitter = self.splitter
+        states = splitter.layer_states(inputs)
+        n = len(splitter.basic_layers)
+
+        def drop_grads(params) -> None:
+            for p in params:
+                p.grad = None
+
+        def layer_run(idx: int, starts_module: bool) -> Callable[[], None]:
+            params = list(splitter.basic_layers[idx].parameters())
+            out = states[idx + 1]
+            grad = torch.randn(
+                (out.seq if isinstance(out, Tokens) else out).shape,
+                generator=gen,
+                device=param.device)
+
+            def run() -> None:
+                splitter.run_layer(idx, states[idx],
+                                   starts_module).backward(grad)
+                drop_grads(params)
+
+            return run
+
+        starts = [timer(layer_run(idx, True)) for idx in range(n)]
+        # the first layer's input (the image) never needs grad
+        layer_seconds = [starts[0]] + [
+            timer(layer_run(idx, False)) for idx in range(1, n)
+        ]
+        input_seconds = [s - t for s, t in zip(starts, layer_seconds)]
+
+        active = [
+            name for name, spec in self.loss_weights.items()
+            if name in self.head_cfgs and any(
+                w != 0 for w in ((spec, ) if isinstance(spec, (int, float))
+                                 else spec))
+        ]
+        head_cache: Dict[Any, float] = {}
+        for idx in range(n):
+            key = self._head_key(idx)
+            if key is None or key in head_cache or not active:
+                continue
+            heads = self._build_heads(
+                self.layer_shapes[idx],
+                **self._head_context(idx, 0)).to(param.device).train()
+            feat = feature_map(states[idx + 1])
+
+            def head_run(heads=heads, feat=feat) -> None:
+                # attached in training: the heads' input needs grad
+                leaf = feat.detach().requires_grad_()
+                sum(heads[name].loss(leaf, batch)
+                    for name in active).backward()
+                drop_grads(heads.parameters())
+
+            head_cache[key] = timer(head_run)
+        head_seconds = [
+            head_cache.get(self._head_key(idx), 0.) for idx in range(n)
+        ]
+
+        with torch.no_grad():
+            outs = splitter.forward(inputs, cuts=())
+        backbone = self.architecture.backbone
+        params = list(self.parameters())
+
+        def tail_run() -> None:
+            taps = tuple(o.detach().requires_grad_() for o in outs)
+            backbone.forward = lambda *args, **kwargs: taps
+            try:
+                losses = self.architecture.loss(inputs, samples)
+            finally:
+                del backbone.forward
+            self.parse_losses(losses)[0].backward()
+            drop_grads(params)
+
+        return dict(
+            layer_seconds=layer_seconds,
+            input_seconds=input_seconds,
+            head_seconds=head_seconds,
+            tail_seconds=timer(tail_run))
+
+    def _plan_time(self) -> None:
+        """Set the cuts minimising the slowest module's time, and log it.
+
+        Under a distributed launcher rank 0 times and broadcasts its
+        profile, so that every rank (every pipeline stage) takes the same
+        cuts.
+        """
+        splitter = self.splitter
+        profile = None
+        if not is_distributed() or get_rank() == 0:
+            profile = self.profile_time(splitter.input_size,
+                                        splitter.batch_size)
+        if is_distributed():
+            holder = [profile]
+            broadcast_object_list(holder, src=0)
+            profile = holder[0]
+        cuts, seconds = plan_balanced_cuts(
+            profile['layer_seconds'], profile['input_seconds'],
+            profile['head_seconds'], profile['tail_seconds'],
+            splitter.num_modules)
+        splitter.set_cuts(cuts)
+        self.time_profile = profile
+        stages = ', '.join(f'{1e3 * t:.1f}' for t in seconds)
+        MMLogger.get_current_instance().info(
+            f'InfoPro time-balanced split for input {splitter.input_size} x '
+            f'batch {splitter.batch_size} on {profile["device"]}: cuts '
+            f'after {splitter.boundaries}; predicted forward + backward time '
+            f'per stage (ms): [{stages}]; slowest stage '
+            f'{1e3 * max(seconds):.1f} ms: a module-parallel pipeline trains '
+            f'at most {profile.images_per_second(cuts):.1f} images/s (median '
+            f'of {profile["repeats"]} runs after {profile["warmup"]} warm-up '
+            'runs; optimizer step and stage traffic not included)')
+
+    def _head_key(self, idx: int) -> Any:
+        """Local heads on basic layers of equal key are equal.
+
+        The key is the layer's output shape, unless a head is built from
+        the later layers: then one key per layer, and None after the last
+        (no heads there).
+        """
+        contextual = any(
+            'later_layers' in inspect.signature(
+                local_head_class(cfg)).parameters
+            for cfg in self.head_cfgs.values())
+        if not contextual:
+            return self.layer_shapes[idx]
+        last = len(self.splitter.basic_layers) - 1
+        return (self.layer_shapes[idx], idx) if idx < last else None
+
+    @contextmanager
+    def _restored_state(self, grads: bool):
+        """Inside: a profiling run; after: buffers (BN statistics), the
+        train/eval mode and, with ``grads``, every gradient as before."""
+        buffers = {name: b.clone() for name, b in self.named_buffers()}
+        saved = {
+            p: None if p.grad is None else p.grad.clone()
+            for p in self.parameters()
+        } if grads else {}
+        was_training = self.training
+        try:
+            yield
+        finally:
+            self.train(was_training)
+            for name, b in self.named_buffers():
+                b.copy_(buffers[name])
+            for p, grad in saved.items():
+                p.grad = grad
 
     def _plan_balanced(self) -> None:
         splitter = self.splitter

@@ -1,4 +1,5 @@
-from .base_splitter import BaseSplitter, BasicLayer, Tokens, uniform_cuts
+from .base_splitter import (BaseSplitter, BasicLayer, Tokens, feature_map,
+                            uniform_cuts)
 from .convnext_splitter import ConvNeXtSplitter
 from .mit_splitter import MiTSplitter
 from .planner import (MemoryBudgetError, module_costs, plan_balanced_cuts,
@@ -11,6 +12,7 @@ from .vit_splitter import MMPretrainViTSplitter, MMSegViTSplitter
 __all__ = [
     'BaseSplitter', 'BasicLayer', 'ConvNeXtSplitter', 'MMPretrainViTSplitter',
     'MMSegViTSplitter', 'MemoryBudgetError', 'MiTSplitter', 'ResNetSplitter',
-    'SPLITTERS', 'SwinSplitter', 'Tokens', 'module_costs', 'plan_balanced_cuts',
-    'plan_within_budget', 'splitter_for', 'supported_backbones', 'uniform_cuts'
+    'SPLITTERS', 'SwinSplitter', 'Tokens', 'feature_map', 'module_costs',
+    'plan_balanced_cuts', 'plan_within_budget', 'splitter_for',
+    'supported_backbones', 'uniform_cuts'
 ]

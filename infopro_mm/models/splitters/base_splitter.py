@@ -8,7 +8,9 @@ import torch
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-__all__ = ['BaseSplitter', 'BasicLayer', 'Tokens', 'uniform_cuts']
+__all__ = [
+    'BaseSplitter', 'BasicLayer', 'Tokens', 'feature_map', 'uniform_cuts'
+]
 
 
 class Tokens(NamedTuple):
@@ -175,23 +177,29 @@ class BaseSplitter:
     - ``num_modules=K`` with ``policy='uniform'`` uses :func:`uniform_cuts`;
       with ``policy='balanced'`` (InfoPro*) the cuts come from measured
       memory (see :class:`~infopro_mm.models.InfoPro`), which then needs
-      ``input_size``.
+      ``input_size``; with ``policy='time'`` from measured forward +
+      backward time, so that the stages of a module-parallel pipeline
+      finish together, which needs ``input_size`` and ``batch_size``.
 
     Args:
         backbone (nn.Module): The architecture's backbone (injected).
         boundaries (Sequence[str], optional): Names of the last basic layer
             of each of the first K-1 modules.
         num_modules (int, optional): K.
-        policy (str): ``'uniform'`` or ``'balanced'``, how cuts are chosen
-            for ``num_modules``. Given ``boundaries``, those are the cuts and
-            the policy is unused (a warning says so when it is
-            ``'balanced'``; :attr:`policy` is then None). Defaults to
-            ``'uniform'``.
-        input_size (tuple[int, int], optional): Training input (H, W) used by
-            the balanced planner. Defaults to None.
-        batch_size (int): Training batch size per GPU, for the planner's
-            estimates. Defaults to 1.
+        policy (str): One of :attr:`POLICIES`, how cuts are chosen for
+            ``num_modules``. Given ``boundaries``, those are the cuts and
+            the policy is unused (a warning says so when it is a planner's;
+            :attr:`policy` is then None). Defaults to ``'uniform'``.
+        input_size (tuple[int, int], optional): Training input (H, W) the
+            planners measure at. Defaults to None.
+        batch_size (int, optional): Training batch size per GPU (per
+            pipeline stage) the planners measure at. Required by
+            ``policy='time'``; 1 for the others when not given.
     """
+
+    #: Split policies: uniform layer counts, balanced memory (InfoPro*),
+    #: balanced time (module-parallel pipelines).
+    POLICIES: Tuple[str, ...] = ('uniform', 'balanced', 'time')
 
     #: The backbones a splitter splits, in words (for error messages).
     family: str = ''
@@ -214,7 +222,7 @@ class BaseSplitter:
                  num_modules: Optional[int] = None,
                  policy: str = 'uniform',
                  input_size: Optional[Tuple[int, int]] = None,
-                 batch_size: int = 1) -> None:
+                 batch_size: Optional[int] = None) -> None:
         if not isinstance(backbone, self.supported_backbones()):
             raise TypeError(
                 f'{type(backbone).__name__} is not supported by '
@@ -228,24 +236,32 @@ class BaseSplitter:
             raise ValueError('give exactly one of `boundaries` and '
                              f'`num_modules` (got {boundaries!r} and '
                              f'{num_modules!r}){hint}')
-        if policy not in ('uniform', 'balanced'):
+        if policy not in self.POLICIES:
             raise ValueError(
-                f"policy must be 'uniform' or 'balanced', got {policy!r}")
+                f'unknown split policy {policy!r}: choose one of '
+                f"{', '.join(map(repr, self.POLICIES))} ('balanced' "
+                "balances memory, 'time' forward + backward time)")
         if boundaries is not None:
-            if policy == 'balanced':
+            if policy != 'uniform':
                 MMLogger.get_current_instance().warning(
                     f'split: boundaries {list(boundaries)} are given, so '
-                    "policy='balanced' is not used (the planner only "
+                    f'policy={policy!r} is not used (the planner only '
                     'chooses cuts for `num_modules`)')
             policy = None
         elif policy == 'balanced' and input_size is None:
             raise ValueError("policy='balanced' needs `input_size=(H, W)`: "
                              'the training crop size the memory is planned '
                              'for')
+        elif policy == 'time' and (input_size is None or batch_size is None):
+            raise ValueError(
+                "policy='time' needs `input_size=(H, W)` and `batch_size` "
+                '(per stage): the layers are timed at the training input '
+                f'and batch (got input_size={input_size!r}, '
+                f'batch_size={batch_size!r})')
         self.backbone = backbone
         self.policy = policy
         self.input_size = tuple(input_size) if input_size else None
-        self.batch_size = batch_size
+        self.batch_size = 1 if batch_size is None else batch_size
         self.basic_layers = self._enumerate_layers(backbone)
         names = [layer.name for layer in self.basic_layers]
         if boundaries is not None:
@@ -397,6 +413,48 @@ class BaseSplitter:
         if modules.stop < len(bounds) - 1:
             return tuple(s for _, s in taps)
         return tuple(self._tap(layer, s) for layer, s in taps)
+
+    @torch.no_grad()
+    def layer_states(self, x: Tensor) -> List[State]:
+        """What flows between the basic layers on ``x``, without autograd.
+
+        Args:
+            x (Tensor): The backbone input.
+
+        Returns:
+            list: ``n + 1`` states (tensors or :class:`Tokens`) for ``n``
+            basic layers: the input of every basic layer, then the last
+            one's output.
+        """
+        states = [x]
+        for layer in self.basic_layers:
+            states.append(layer(states[-1]))
+        return states
+
+    def run_layer(self, index: int, x: State, starts_module: bool) -> Tensor:
+        """Run basic layer ``index`` alone on ``x``, as training runs it.
+
+        The input is detached; inside a module (``starts_module=False``) it
+        requires grad, so that a backward computes the input gradient the
+        previous layer needs; at a module start it does not (except for a
+        ``with_cp`` block, see :func:`_checkpointable_input`), as after a
+        local-module boundary. Used to time the layers one by one.
+
+        Args:
+            index (int): The basic layer.
+            x (Tensor | Tokens): Its input (e.g. from :meth:`layer_states`).
+            starts_module (bool): Whether the layer starts a module.
+
+        Returns:
+            Tensor: The layer's output tensor, attached to its graph.
+        """
+        layer = self.basic_layers[index]
+        x = _apply(x, Tensor.detach)
+        if starts_module:
+            x = _checkpointable_input(layer, x)
+        else:
+            x = _apply(x, Tensor.requires_grad_)
+        return _tensor(layer(x))
 
     @torch.no_grad()
     def probe(self, size: int = 64) -> List[Tuple[int, int]]:

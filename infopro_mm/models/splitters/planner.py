@@ -1,6 +1,7 @@
-"""InfoPro*: choose the cuts that minimise the largest module's memory, and
-the smallest K that fits a memory budget."""
-from typing import List, Optional, Sequence, Tuple
+"""Balanced cuts: the split minimising the largest module's cost (memory
+for InfoPro*, time for a pipeline), and the smallest K that fits a memory
+budget."""
+from typing import List, Optional, Sequence, Tuple, Union
 
 from infopro_mm.utils import format_size
 
@@ -8,6 +9,9 @@ __all__ = [
     'MemoryBudgetError', 'module_costs', 'plan_balanced_cuts',
     'plan_within_budget'
 ]
+
+#: Bytes (memory) or seconds (time).
+Cost = Union[int, float]
 
 
 class MemoryBudgetError(ValueError):
@@ -26,74 +30,82 @@ class MemoryBudgetError(ValueError):
         self.best_num_modules = best_num_modules
 
 
-def module_costs(cuts: Sequence[int], layer_bytes: Sequence[int],
-                 input_bytes: Sequence[int], head_bytes: Sequence[int],
-                 tail_bytes: int) -> List[int]:
-    """Estimated training memory of every module for given cuts.
+def module_costs(cuts: Sequence[int], layer_costs: Sequence[Cost],
+                 input_costs: Sequence[Cost], head_costs: Sequence[Cost],
+                 tail_cost: Cost) -> List[Cost]:
+    """Estimated cost of every module for given cuts.
 
-    A module spanning basic layers ``i..j`` keeps its layers' saved tensors,
-    its input (saved by its first layer; counted in the previous layer's
-    bytes when the network runs end to end) and, if it is a local module, its
-    auxiliary heads' saved tensors at layer ``j``; the last module keeps the
-    architecture's neck and task heads (``tail_bytes``) instead.
+    The cost is additive over basic layers: training memory (saved bytes,
+    :class:`~infopro_mm.models.MemoryProfile`) or forward + backward time
+    (seconds, :class:`~infopro_mm.models.TimeProfile`). A module spanning
+    basic layers ``i..j`` costs its layers, the extra cost of layer ``i``
+    when it starts a module (memory: its input, which the previous layer's
+    bytes hold when the network runs end to end; time: the input gradient it
+    no longer computes, a negative amount) and, if it is a local module, its
+    auxiliary heads at layer ``j``; the last module costs the architecture's
+    neck and task heads (``tail_cost``) instead.
 
     Args:
         cuts (Sequence[int]): Last basic layer of each local module.
-        layer_bytes (Sequence[int]): Saved bytes of each basic layer.
-        input_bytes (Sequence[int]): Bytes of each basic layer's input when
-            it starts a module (0 for the first layer).
-        head_bytes (Sequence[int]): Saved bytes of the auxiliary heads on
-            each basic layer's output.
-        tail_bytes (int): Saved bytes of the neck and task heads.
+        layer_costs (Sequence): Cost of each basic layer inside a module.
+        input_costs (Sequence): Extra cost of each basic layer when it
+            starts a module (0 for the first layer).
+        head_costs (Sequence): Cost of the auxiliary heads on each basic
+            layer's output.
+        tail_cost: Cost of the neck and task heads.
 
     Returns:
-        list[int]: One estimate per module.
+        list: One estimate per module.
     """
-    bounds = [-1, *cuts, len(layer_bytes) - 1]
+    bounds = [-1, *cuts, len(layer_costs) - 1]
     return [
-        _module_cost(bounds[k] + 1, bounds[k + 1], layer_bytes, input_bytes,
-                     head_bytes, tail_bytes) for k in range(len(bounds) - 1)
+        _module_cost(bounds[k] + 1, bounds[k + 1], layer_costs, input_costs,
+                     head_costs, tail_cost) for k in range(len(bounds) - 1)
     ]
 
 
-def _module_cost(first: int, last: int, layer_bytes: Sequence[int],
-                 input_bytes: Sequence[int], head_bytes: Sequence[int],
-                 tail_bytes: int) -> int:
+def _module_cost(first: int, last: int, layer_costs: Sequence[Cost],
+                 input_costs: Sequence[Cost], head_costs: Sequence[Cost],
+                 tail_cost: Cost) -> Cost:
     """Estimate of the module spanning basic layers ``first..last``."""
-    extra = tail_bytes if last == len(layer_bytes) - 1 else head_bytes[last]
-    return input_bytes[first] + sum(layer_bytes[first:last + 1]) + extra
+    extra = tail_cost if last == len(layer_costs) - 1 else head_costs[last]
+    return input_costs[first] + sum(layer_costs[first:last + 1]) + extra
 
 
-def plan_balanced_cuts(layer_bytes: Sequence[int], input_bytes: Sequence[int],
-                       head_bytes: Sequence[int], tail_bytes: int,
-                       num_modules: int) -> Tuple[List[int], List[int]]:
+def plan_balanced_cuts(layer_costs: Sequence[Cost],
+                       input_costs: Sequence[Cost],
+                       head_costs: Sequence[Cost], tail_cost: Cost,
+                       num_modules: int) -> Tuple[List[int], List[Cost]]:
     """Cuts into ``num_modules`` modules minimising the largest module.
 
-    Two exact dynamic programmes over the basic layers: the first finds the
-    smallest achievable largest module; the second, among the splits that
-    achieve it, the one with the smallest total (the auxiliary heads' share),
-    then the earliest cuts. The result is deterministic.
+    Two exact dynamic programmes over the basic layers, for any additive
+    cost (see :func:`module_costs`: memory for InfoPro*, time for a
+    module-parallel pipeline, whose throughput the slowest stage bounds):
+    the first finds the smallest achievable largest module; the second,
+    among the splits that achieve it, the one with the smallest total (the
+    auxiliary heads' share), then the earliest cuts. The result is
+    deterministic.
 
     Args:
-        layer_bytes (Sequence[int]): Saved bytes of each basic layer.
-        input_bytes (Sequence[int]): Bytes of each basic layer's input when
-            it starts a module.
-        head_bytes (Sequence[int]): Saved bytes of the auxiliary heads on
-            each basic layer's output.
-        tail_bytes (int): Saved bytes of the neck and task heads.
+        layer_costs (Sequence): Cost of each basic layer inside a module.
+        input_costs (Sequence): Extra cost of each basic layer when it
+            starts a module.
+        head_costs (Sequence): Cost of the auxiliary heads on each basic
+            layer's output.
+        tail_cost: Cost of the neck and task heads.
         num_modules (int): K.
 
     Returns:
-        tuple[list[int], list[int]]: The cuts and the per-module estimates.
+        tuple[list[int], list]: The cuts and the per-module estimates.
     """
-    n = len(layer_bytes)
+    n = len(layer_costs)
     if not 1 <= num_modules <= n:
         raise ValueError(f'cannot split {n} basic layers into '
                          f'{num_modules} modules')
 
-    def cost(first: int, last: int) -> int:
-        return _module_cost(first, last, layer_bytes, input_bytes, head_bytes,
-                            tail_bytes)
+    def cost(first: int, last: int) -> Cost:
+        return _module_cost(first, last, layer_costs, input_costs, head_costs,
+                            tail_cost)
 
     def solve(combine, start):
         # best[k][j]: optimum for layers 0..j split into k+1 modules
@@ -117,8 +129,8 @@ def plan_balanced_cuts(layer_bytes: Sequence[int], input_bytes: Sequence[int],
 
     _, cuts = solve(within_largest, lambda c: (c, ()) if c <= largest else None)
     cuts = list(cuts)
-    return cuts, module_costs(cuts, layer_bytes, input_bytes, head_bytes,
-                              tail_bytes)
+    return cuts, module_costs(cuts, layer_costs, input_costs, head_costs,
+                              tail_cost)
 
 
 def plan_within_budget(layer_bytes: Sequence[int],

@@ -43,6 +43,40 @@ def test_planner_counts_heads_and_tail():
         == [1]
 
 
+@pytest.mark.parametrize('seed', range(10))
+def test_planner_is_exact_on_float_times(seed):
+    # times (seconds) are floats, and a layer that starts a module is
+    # cheaper (no input gradient): negative input costs
+    rng = random.Random(100 + seed)
+    n = rng.randint(3, 9)
+    layer = [rng.uniform(0.01, 0.1) for _ in range(n)]
+    inputs = [0.] + [-rng.uniform(0, 0.01) for _ in range(n - 1)]
+    heads = [rng.uniform(0, 0.05) for _ in range(n)]
+    tail = rng.uniform(0, 0.1)
+    k = rng.randint(1, n)
+    cuts, costs = plan_balanced_cuts(layer, inputs, heads, tail, k)
+    assert (max(costs), sum(costs), cuts) == brute_force(
+        layer, inputs, heads, tail, k)
+
+
+def test_time_balanced_cuts_by_hand():
+    # ms per layer; starting a module saves 1 ms (no input gradient)
+    # except at the stem; heads 2 ms after any layer; tail 3 ms
+    layer = [10., 4., 4., 4., 4., 10.]
+    inputs = [0., -1., -1., -1., -1., -1.]
+    heads = [2.] * 6
+    # K=2, cut after layer 2: 10+4+4+2 = 20 and -1+4+4+10+3 = 20 ms; after
+    # layer 1: 16 / 24, after layer 3: 24 / 16
+    cuts, costs = plan_balanced_cuts(layer, inputs, heads, 3., 2)
+    assert cuts == [2] and costs == [20., 20.]
+    # K=3: the slowest stage is at best 16 ms, at cuts [0, 3] (12 / 13 / 16)
+    # and [1, 3] (16 / 9 / 16); equal totals (41), the earlier cuts win
+    cuts, costs = plan_balanced_cuts(layer, inputs, heads, 3., 3)
+    assert cuts == [0, 3] and costs == [12., 13., 16.]
+    assert (max(costs), sum(costs), cuts) == brute_force(
+        layer, inputs, heads, 3., 3)
+
+
 def test_planner_rejects_impossible_k():
     with pytest.raises(ValueError, match='cannot split 3 basic layers'):
         plan_balanced_cuts([1, 1, 1], [0, 0, 0], [0, 0, 0], 0, 4)

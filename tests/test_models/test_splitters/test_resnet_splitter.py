@@ -96,13 +96,54 @@ def test_taps_of_finished_modules_are_detached():
     (dict(boundaries=['stem'], num_modules=2),
      r'unset `num_modules` \(on the command line: --cfg-options '
      r'model.split.num_modules=None\)'),
-    (dict(num_modules=2, policy='greedy'), "policy must be"),
+    (dict(num_modules=2, policy='greedy'),
+     "unknown split policy 'greedy': choose one of 'uniform', 'balanced', "
+     "'time'"),
     (dict(num_modules=2, policy='balanced'), 'needs `input_size'),
+    (dict(num_modules=2, policy='time', batch_size=8),
+     r"policy='time' needs `input_size=\(H, W\)` and `batch_size`"),
+    (dict(num_modules=2, policy='time', input_size=(32, 32)),
+     r'`batch_size` \(per stage\).*batch_size=None'),
 ])
 def test_bad_split_specs_name_the_problem(kwargs, match):
     backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8))
     with pytest.raises(ValueError, match=match):
         ResNetSplitter(backbone, **kwargs)
+
+
+def _graph_leaves(tensor):
+    """The leaf tensors a backward from ``tensor`` accumulates into."""
+    leaves, seen, stack = [], set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, 'variable'):
+            leaves.append(node.variable)
+        stack.extend(n for n, _ in node.next_functions)
+    return leaves
+
+
+def test_layers_run_alone_as_inside_and_at_the_start_of_a_module():
+    backbone = build('mmseg', dict(type='ResNet', depth=18, base_channels=8))
+    splitter = ResNetSplitter(backbone, num_modules=2)
+    backbone.eval()
+    x = torch.randn(1, 3, 32, 32)
+    states = splitter.layer_states(x)
+    assert len(states) == len(splitter.basic_layers) + 1
+    assert not any(s.requires_grad for s in states)
+    torch.testing.assert_close(states[-1], backbone(x)[-1])
+    params = {id(p) for p in backbone.parameters()}
+    for starts_module in (False, True):
+        out = splitter.run_layer(3, states[3], starts_module)
+        torch.testing.assert_close(out, states[4])
+        inputs = [t for t in _graph_leaves(out) if id(t) not in params]
+        # inside a module the backward computes the input gradient (the
+        # previous layer needs it); at a module start it does not
+        assert len(inputs) == (0 if starts_module else 1)
+        if inputs:
+            torch.testing.assert_close(inputs[0], states[3])
 
 
 def test_unsupported_backbone_is_named():
