@@ -60,6 +60,11 @@ CIFAR10 = [f'cifar10/resnet{depth}_e2e_cifar10.py' for depth in (32, 110)] + [
     f'cifar10/resnet32_{method}_k{k}_cifar10.py'
     for method in CIFAR10_SUCCESSORS for k in (4, 8)
 ]
+# Asy-InfoPro (AsynchronousTrainLoop): the InfoPro (Softmax) rows trained
+# one local module after the other
+CIFAR10_ASYNCHRONOUS = [
+    f'cifar10/resnet32_asy-infopro-softmax_k{k}_cifar10.py' for k in (2, 4, 8)
+]
 # The authors' CIFAR-10 recipes (blackfeather-wang/InfoPro-Pytorch,
 # 'Experiments on CIFAR-SVHN-STL10/'): split points of networks/configs.py
 # ([stage, block] ending each local module, stage 0 = the stem) and the
@@ -187,6 +192,16 @@ def cifar10(root) -> list:
     ]
 
 
+def cifar10_asynchronous(root) -> list:
+    # 4 training images at batch 4: 2 iterations per local module, one
+    # validation at the end of the last module's phase
+    return [
+        *loaders('dataset.data_root', f'{root}/cifar10'),
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2', *common(batch=4)
+    ]
+
+
 def cifar10_row(config: str):
     """(depth, method, K) of a CIFAR-10 row config; method None for E2E."""
     match = re.fullmatch(r'cifar10/resnet(\d+)_([a-z0-9-]+?)(?:_k(\d+))?'
@@ -243,6 +258,7 @@ def test_every_config_is_covered():
     configs = {c for c in configs if '_base_' not in c.split(osp.sep)}
     assert configs == set(CITYSCAPES + CITYSCAPES_E2E + IMAGENET + COCO +
                           DEMO + CONVERTER_TESTED + DIST_TESTED + CIFAR10 +
+                          CIFAR10_ASYNCHRONOUS +
                           CITYSCAPES_BEYOND_RESNET +
                           CITYSCAPES_E2E_BEYOND_RESNET +
                           IMAGENET_BEYOND_RESNET)
@@ -333,6 +349,8 @@ def test_cifar10_rows_use_the_authors_recipe(config, mmpretrain_scope):
     *[(c, coco, 'coco/bbox_mAP') for c in COCO],
     *[(c, demo, 'mIoU') for c in DEMO],
     *[(c, cifar10, 'accuracy/top1') for c in CIFAR10],
+    *[(c, cifar10_asynchronous, 'accuracy/top1')
+      for c in CIFAR10_ASYNCHRONOUS],
 ])
 def test_config_trains_and_validates(config, overrides, metric, digits,
                                      tmp_path):
@@ -340,13 +358,19 @@ def test_config_trains_and_validates(config, overrides, metric, digits,
     tool = ['tools/train.py']
     if config.startswith('cifar10/'):
         tool = ['-c', TRAIN_WITHOUT_CIFAR_MD5, *tool]
+    asynchronous = config in CIFAR10_ASYNCHRONOUS
     run_tool(*tool, osp.join(REPO, 'configs', config),
              '--work-dir', str(work_dir), '--cfg-options',
              *overrides(digits))
     log = open(sorted(glob.glob(str(work_dir / '*' / '*.log')))[-1]).read()
     assert f'{metric}: ' in log, log[-3000:]
     assert glob.glob(str(work_dir / '*.pth'))
-    if config.startswith('cifar10/'):
+    if asynchronous:
+        # one phase per local module, then the rest of the network
+        k = cifar10_row(config)[2]
+        assert log.count('Asy-InfoPro phase') == k, log[-3000:]
+        assert log.count(f'{metric}: ') == 1
+    elif config.startswith('cifar10/'):
         # every local loss whose authors' weight is not 0 is logged (a head
         # with weight 0 is skipped, e.g. the first module's task head at
         # ResNet-32 K=4), and no other
