@@ -33,11 +33,12 @@ class ModuleParallelTrainLoop(IterBasedTrainLoop):
     """``IterBasedTrainLoop`` for :class:`~infopro_mm.models.
     InfoProModuleParallel`.
 
-    - Rank 0 reads the data in the order a single process would (its
-      sampler shards for one replica, not for all K processes); the other
-      ranks build the dataloader without workers and never read it: their
+    - Stage 0 of pipeline d reads shard d of the D pipelines' data (its
+      sampler shards for D data-parallel replicas, not for all K x D
+      processes: with D = 1, the order a single process reads); the other
+      stages build the dataloader without workers and never read it: their
       ``train_step`` gets None and receives its batch from the previous
-      rank.
+      stage.
     - Every module's weights are copied to all ranks before each validation
       (checkpoints: ``InfoProRunner.save_checkpoint``).
     - At the end, the pipeline is closed (every rank waits for the ranks
@@ -66,7 +67,7 @@ class ModuleParallelTrainLoop(IterBasedTrainLoop):
         if model.stage > 0 and isinstance(dataloader, dict):
             dataloader = dict(
                 dataloader, num_workers=0, persistent_workers=False)
-        with _sampler_world(0, 1):
+        with _sampler_world(model.replica, model.num_replicas):
             super().__init__(runner, dataloader, max_iters, val_begin,
                              val_interval, dynamic_intervals)
         if model.stage > 0:

@@ -1,13 +1,15 @@
 """Module-parallel InfoPro: one local module per process, pipelined."""
 from datetime import timedelta
 from itertools import chain
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Union)
 
 import torch
 import torch.distributed as dist
 from mmengine.dist import all_gather_object
 from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from infopro_mm.registry import MODEL_WRAPPERS
 from .stage_link import StageLink
@@ -94,70 +96,124 @@ class StageOptimizerLayout:
         return dict(state, state=local, param_groups=groups)
 
 
+class _StageReplica(nn.Module):
+    """The tensors one stage trains, as a module for
+    ``DistributedDataParallel``, which hooks the gradients of a module's
+    parameters and broadcasts its buffers.
+
+    The parameters and buffers are the model's own objects (registered here
+    a second time, not copied). :meth:`forward` runs a given function: the
+    stage's computation, so that the DDP wrapped around this module
+    prepares its reducer for the backward of what the function returns.
+
+    Args:
+        params (Sequence[nn.Parameter]): The stage's trainable parameters.
+        buffers (Sequence[Tensor]): The stage's buffers.
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter],
+                 buffers: Sequence[Tensor]) -> None:
+        super().__init__()
+        self.params = nn.ParameterList(params)
+        for index, buffer in enumerate(buffers):
+            self.register_buffer(f'buffer{index}', buffer)
+
+    def forward(self, run: Callable[[], Any]) -> Any:
+        """Run the stage's computation.
+
+        Args:
+            run (Callable): Computes the stage's losses.
+        """
+        return run()
+
+
 @MODEL_WRAPPERS.register_module()
 class InfoProModuleParallel(nn.Module):
     """Pipelines the local modules of :class:`~infopro_mm.models.InfoPro`
-    over processes, one module per rank.
+    over processes, one module per rank, optionally replicated.
 
     Module k needs only module k-1's forward output of the same batch. In
     single-process InfoPro, module k's step t uses h(k-1) computed with
     module k-1's parameters before their step-t update, which is what a
     pipeline delivers while module k-1 already works on batch t+1; so this
     trains exactly what single-process InfoPro trains on the same data
-    order (DESIGN.md, invariant 11), with no gradient traffic at all.
+    order (DESIGN.md, invariant 11), with no gradient traffic between the
+    stages.
 
-    With K local modules and K processes, rank k runs module k:
+    With K local modules and K x D processes, rank ``d * K + k`` runs
+    module k of pipeline (replica) d:
 
-    - rank 0 preprocesses the batch, runs module 0 and its local heads, and
-      steps;
-    - rank 0 < k < K-1 receives h(k-1), runs module k and its local heads;
-    - rank K-1 runs the rest of the architecture and its own task loss;
+    - stage 0 preprocesses its replica's batch, runs module 0 and its local
+      heads, and steps;
+    - stage 0 < k < K-1 receives h(k-1), runs module k and its local heads;
+    - stage K-1 runs the rest of the architecture and its own task loss;
     - each rank sends its (detached) output, the backbone outputs of the
       earlier modules, the data samples and, where a later local module's
-      heads need it, the input image to the next rank, through a
-      :class:`StageLink` (``isend``, a bounded queue of ``queue_depth``
-      messages);
-    - the last rank sends every loss of the batch back to rank 0, which
-      logs them :attr:`log_lag` steps late (the pipeline's lag).
+      heads need it, the input image to the next stage of its pipeline,
+      through a :class:`StageLink` (``isend``, a bounded queue of
+      ``queue_depth`` messages);
+    - the last stage sends every loss of the batch back to stage 0; rank 0
+      logs pipeline 0's :attr:`log_lag` steps late (the pipeline's lag).
+
+    With D > 1 replicas, the D ranks of each stage form one data-parallel
+    group: the stage's parameters are wrapped in
+    ``torch.nn.parallel.DistributedDataParallel`` over that group, which
+    averages their gradients during the stage's backward, so D pipelines
+    on D shards of the batch train what one pipeline trains on the whole
+    batch (as ``InfoProDDP`` does for single-process InfoPro).
 
     Every rank's optimizer holds only its module's parameters
     (:meth:`restrict_optimizer`, applied by ``InfoProRunner``); the other
     parameters stay in memory as built, unchanged, until
-    :meth:`synchronize` copies every module's tensors from its owner to all
-    ranks (before validation and checkpoints), so checkpoints have the
-    single-model layout. Differences from single-process training: each
-    rank draws its own random numbers (dropout masks differ unless
-    dropout is off), gradient clipping and AMP loss scaling work per
-    module.
+    :meth:`synchronize` copies every module's tensors from its owner in
+    pipeline 0 to all ranks (before validation and checkpoints), so
+    checkpoints have the single-model layout. Differences from
+    single-process training: each rank draws its own random numbers
+    (dropout masks differ unless dropout is off), gradient clipping and AMP
+    loss scaling work per module.
 
     Train with ``model_wrapper_cfg=dict(type=
     'infopro_mm.InfoProModuleParallel')`` and ``train_cfg=dict(type=
-    'infopro_mm.ModuleParallelTrainLoop', ...)`` (the loop gives rank 0 the
-    single-process data order and the other ranks no data), K processes.
+    'infopro_mm.ModuleParallelTrainLoop', ...)`` (the loop gives stage 0 of
+    pipeline d shard d of D of the single-process data order and the other
+    stages no data), K x D processes.
 
     Args:
         module (nn.Module): The InfoPro model (K >= 2 local modules).
         queue_depth (int): Messages in flight per link. Defaults to 2.
         timeout (float): Seconds a rank waits for its input before it
             raises. Defaults to 1800.
+        broadcast_buffers (bool): With D > 1: copy pipeline 0's buffers of
+            the stage (BN statistics) to the stage's other ranks before each
+            step, as ``DistributedDataParallel`` does. Defaults to False (as
+            mmengine's default DDP).
+        find_unused_parameters (bool): With D > 1: passed to
+            ``DistributedDataParallel`` (set it when some parameter of a
+            stage gets no gradient in an iteration). Defaults to False.
+        bucket_cap_mb (float): With D > 1: gradient bucket size of each
+            stage's ``DistributedDataParallel``. Defaults to 25.
     """
 
     def __init__(self,
                  module: nn.Module,
                  queue_depth: int = 2,
-                 timeout: float = 1800.) -> None:
+                 timeout: float = 1800.,
+                 broadcast_buffers: bool = False,
+                 find_unused_parameters: bool = False,
+                 bucket_cap_mb: float = 25.) -> None:
         super().__init__()
         from infopro_mm.models import InfoPro
         if not isinstance(module, InfoPro):
             raise TypeError(
                 'InfoProModuleParallel wraps infopro_mm.InfoPro models, got '
                 f'{type(module).__name__} (InfoProDDP and module-parallel '
-                'training cannot be combined)')
+                'training cannot be combined; replicate the stages with '
+                'K x D processes instead)')
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError(
                 'InfoProModuleParallel needs an initialised process group '
-                '(launch one process per local module with '
-                'tools/dist_train.sh)')
+                '(launch K x D processes, D pipelines of one process per '
+                'local module, with tools/dist_train.sh)')
         from infopro_mm.models.splitters import ResNetSplitter
         if not isinstance(module.splitter, ResNetSplitter):
             # between the transformer families' layers go token sequences
@@ -174,39 +230,59 @@ class InfoProModuleParallel(nn.Module):
         if world % stages:
             raise ValueError(
                 f'world size {world} is not divisible by the number of local '
-                f'modules K={stages}: module-parallel training runs K '
-                'processes (one per module)')
-        if world != stages:
-            raise ValueError(
-                f'world size {world} = {world // stages} x K={stages}: '
-                'replicating the stages is not supported; run K processes, '
-                'or InfoProDDP for data parallelism')
+                f'modules K={stages}: module-parallel training runs K x D '
+                'processes (D pipelines of one process per module)')
         self.module = module
         self.num_stages = stages
-        self.stage = dist.get_rank()
+        self.num_replicas = world // stages
+        self.replica, self.stage = divmod(dist.get_rank(), stages)
         self.queue_depth = queue_depth
         self.timeout = timeout
         device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
         # One group per directed link, created by every rank in one order.
         # Its receiving thread waits as long as training lasts (a gloo
         # timeout would break the link): `timeout` applies to the queue.
-        pairs = [(k, k + 1) for k in range(stages - 1)] + [(stages - 1, 0)]
-        groups = [
-            dist.new_group([src, dst], timeout=timedelta(days=7))
-            for src, dst in pairs
-        ]
         links = {}
-        for (src, dst), group in zip(pairs, groups):
-            if self.stage in (src, dst):
-                depth = 0 if dst == 0 else queue_depth  # losses: unbounded
-                links[src, dst] = StageLink(src, dst, group, depth, timeout,
-                                            device)
+        for replica in range(self.num_replicas):
+            first = replica * stages
+            pairs = [(first + k, first + k + 1) for k in range(stages - 1)]
+            pairs.append((first + stages - 1, first))
+            for src, dst in pairs:
+                group = dist.new_group([src, dst], timeout=timedelta(days=7))
+                if dist.get_rank() in (src, dst):
+                    depth = 0 if dst == first else queue_depth  # losses
+                    links[src % stages, dst % stages] = StageLink(
+                        src, dst, group, depth, timeout, device)
         k = self.stage
         self.inbox = links.get((k - 1, k))
         self.outbox = links.get((k, k + 1))
         self.loss_link = links.get((stages - 1, 0))
         self._owned = self._tensor_owners()
+        self.replicas = self._replicate(broadcast_buffers,
+                                        find_unused_parameters, bucket_cap_mb)
         self._step = 0
+
+    def _replicate(self, broadcast_buffers: bool, find_unused: bool,
+                   bucket_cap_mb: float) -> Optional[DistributedDataParallel]:
+        """This stage's ``DistributedDataParallel`` over its D ranks (None
+        when D = 1); every rank creates every stage's group."""
+        if self.num_replicas == 1:
+            return None
+        groups = [
+            dist.new_group([d * self.num_stages + k
+                            for d in range(self.num_replicas)])
+            for k in range(self.num_stages)
+        ]
+        buffers = [
+            tensor for tensor, owner in self._owned
+            if owner == self.stage and not isinstance(tensor, nn.Parameter)
+        ]
+        return DistributedDataParallel(
+            _StageReplica(self.stage_parameters(), buffers),
+            process_group=groups[self.stage],
+            forward_sync_buffers=broadcast_buffers,
+            find_unused_parameters=find_unused,
+            bucket_cap_mb=bucket_cap_mb)
 
     # ------------------------------------------------------------------
     def _tensor_owners(self) -> List[tuple]:
@@ -245,17 +321,19 @@ class InfoProModuleParallel(nn.Module):
     @torch.no_grad()
     def synchronize(self) -> None:
         """Copy every module's parameters and buffers from the rank that
-        trains them to all ranks (collective)."""
+        trains them in pipeline 0 (global rank k for module k) to all ranks
+        (collective)."""
         for tensor, owner in self._owned:
             dist.broadcast(tensor.data, owner)
 
     def close(self) -> None:
         """End the pipeline: send the end marks, wait for the inputs' end."""
+        rank = dist.get_rank()
         for link in (self.outbox, self.inbox, self.loss_link):
-            if link is not None and link.src == self.stage:
+            if link is not None and link.src == rank:
                 link.close()
         for link in (self.inbox, self.loss_link):
-            if link is not None and link.dst == self.stage:
+            if link is not None and link.dst == rank:
                 link.close()
 
     # ------------------------------------------------------------------
@@ -285,6 +363,12 @@ class InfoProModuleParallel(nn.Module):
         tensors = [x, *outs] + ([image] if with_image else [])
         self.outbox.send(meta, tensors)
 
+    def _run(self, compute: Callable[[], Any]) -> Any:
+        """``compute()``, through this stage's ``DistributedDataParallel``
+        when the stage is replicated (it then averages the gradients of the
+        backward of what ``compute`` returns)."""
+        return compute() if self.replicas is None else self.replicas(compute)
+
     def _local_stage(self, state: dict, optim_wrapper: OptimWrapper) -> dict:
         model, k = self.module, self.stage
         batch = model._local_batch(state['image'], state['data_samples'])
@@ -294,10 +378,13 @@ class InfoProModuleParallel(nn.Module):
             ends['losses'] = model.local_losses(module, feat, batch)
             ends['x'] = feat.detach()
 
-        outs = model.splitter.forward(
-            state['x'], on_module_end=on_module_end,
-            modules=range(k, k + 1), outs=state['outs'])
-        losses = ends['losses']
+        def compute() -> tuple:
+            outs = model.splitter.forward(
+                state['x'], on_module_end=on_module_end,
+                modules=range(k, k + 1), outs=state['outs'])
+            return ends['losses'], outs
+
+        losses, outs = self._run(compute)
         loss = sum(losses.values()) if losses else ends['x'].new_zeros(
             (), requires_grad=True)
         optim_wrapper.update_params(loss)
@@ -309,13 +396,17 @@ class InfoProModuleParallel(nn.Module):
     def _last_stage(self, state: dict,
                     optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
         model = self.module
-        # The staged backbone runs the last module on the received feature.
-        with model._staged_backbone(
-                modules=range(self.num_stages - 1, self.num_stages),
-                outs=state['outs']):
-            losses = model.architecture.loss(state['x'],
-                                             state['data_samples'])
-        parsed, log_vars = model.parse_losses(losses)
+
+        def compute() -> Dict[str, Tensor]:
+            # The staged backbone runs the last module on the received
+            # feature.
+            with model._staged_backbone(
+                    modules=range(self.num_stages - 1, self.num_stages),
+                    outs=state['outs']):
+                return model.architecture.loss(state['x'],
+                                               state['data_samples'])
+
+        parsed, log_vars = model.parse_losses(self._run(compute))
         optim_wrapper.update_params(parsed)
         model.local_log_vars = {}
         return log_vars
@@ -328,7 +419,8 @@ class InfoProModuleParallel(nn.Module):
         return self.num_stages - 1 + self.queue_depth
 
     def _lagged_losses(self, step: int) -> Dict[str, Tensor]:
-        """Rank 0: every loss of step ``step - log_lag`` (none before)."""
+        """Stage 0: every loss of its pipeline's step ``step - log_lag``
+        (none before)."""
         if step < self.log_lag:
             self.module.local_log_vars = {}
             return {}
@@ -343,15 +435,17 @@ class InfoProModuleParallel(nn.Module):
         """This rank's part of one InfoPro iteration.
 
         Args:
-            data (dict | tuple | list, optional): The batch (rank 0; the
-                other ranks receive theirs and ignore ``data``).
+            data (dict | tuple | list, optional): The batch (stage 0: its
+                replica's shard; the other stages receive theirs and ignore
+                ``data``).
             optim_wrapper (OptimWrapper): This rank's optimizer wrapper,
                 restricted by :meth:`restrict_optimizer`.
 
         Returns:
-            dict[str, Tensor]: On rank 0, the task losses of step
-            ``t - log_lag`` (local losses go to ``InfoPro.local_log_vars``,
-            logged by ``InfoProHook``); on the others, their own.
+            dict[str, Tensor]: On stage 0, the task losses of its pipeline's
+            step ``t - log_lag`` (local losses go to
+            ``InfoPro.local_log_vars``, logged by ``InfoProHook``); on the
+            others, their own.
         """
         if getattr(optim_wrapper, 'state_layout', None) is None:
             raise RuntimeError(
@@ -361,7 +455,10 @@ class InfoProModuleParallel(nn.Module):
         model = self.module
         step = self._step
         self._step += 1
-        with optim_wrapper.optim_context(model):
+        # gradient accumulation: the stage's DDP skips all but the last
+        # iteration's all-reduce
+        context = model if self.replicas is None else self.replicas
+        with optim_wrapper.optim_context(context):
             if self.stage == 0:
                 data = model.data_preprocessor(data, True)
                 state = dict(

@@ -248,3 +248,133 @@ def test_bad_input_fails_loudly(ranks):
 def test_needs_a_process_group():
     with pytest.raises(RuntimeError, match='initialised process group'):
         InfoProModuleParallel(build(2))
+
+
+# ----------------------------------------------------------------------
+# K stages x D replicas: 2 x 2 processes, each stage's gradients averaged
+# by torch's DistributedDataParallel over its 2 replicas, against one
+# process on the whole batch (GroupNorm: BatchNorm statistics of half a
+# batch differ from the whole batch's by design).
+GN = dict(type='GN', num_groups=1, requires_grad=True)
+REPLICA_CASES = {'k2x2': 1, 'k2x2_acc2': 2}  # name: accumulative_counts
+
+
+def build_gn():
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        torch.manual_seed(0)
+        return InfoPro(
+            architecture=tiny_deeplabv3(norm_cfg=GN),
+            split=dict(num_modules=2),
+            local_heads=dict(
+                recon=dict(
+                    type='infopro_mm.ReconstructionHead', arch='large',
+                    width=0.25, norm_cfg=GN),
+                task=dict(
+                    type='infopro_mm.LocalSegHead', width=0.0625,
+                    dropout=0., norm_cfg=GN)),
+            loss_weights=dict(recon=(1.5, 0.5), task=1.0))
+
+
+def whole_batches(acc):
+    return [seg_batch(num=4, seed=i) for i in range(3 * acc)]
+
+
+def train_replicated(rank, acc, stale=False):
+    """2 stages x 2 replicas; ``stale``: rank 3 (stage 1 of pipeline 1)
+    gets the previous step's features (negative control)."""
+    model = build_gn()
+    wrapper = InfoProModuleParallel(model, queue_depth=2, timeout=60)
+    optim = InfoProOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        accumulative_counts=acc)
+    wrapper.restrict_optimizer(optim)
+    if stale and rank == 3:
+        receive, previous = wrapper._receive, []
+
+        def stale_receive(step):
+            previous.append(receive(step))
+            return dict(previous[-1], x=previous[max(0, step - 1)]['x'])
+
+        wrapper._receive = stale_receive
+    for batch in whole_batches(acc):
+        part = {
+            k: v[2 * wrapper.replica:2 * wrapper.replica + 2]
+            for k, v in batch.items()
+        }
+        wrapper.train_step(part if wrapper.stage == 0 else None, optim)
+    wrapper.synchronize()
+    full_optim = optim.state_dict()
+    wrapper.close()
+    replicas = wrapper.replicas
+    links = (wrapper.inbox, wrapper.outbox, wrapper.loss_link)
+    return dict(
+        state=state(model),
+        optim=full_optim,
+        receiving=[  # close() ends every receiving thread of the rank
+            link._thread.is_alive() for link in links
+            if link is not None and link._thread is not None
+        ],
+        layout=(wrapper.stage, wrapper.replica),
+        ddp=(type(replicas).__name__,
+             dist.get_world_size(replicas.process_group),
+             {id(p) for p in replicas.parameters()} ==
+             {id(p) for p in wrapper.stage_parameters()}))
+
+
+def replica_worker(rank, port, out):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=4)
+    results = {
+        name: train_replicated(rank, acc)
+        for name, acc in REPLICA_CASES.items()
+    }
+    results['stale'] = train_replicated(rank, 1, stale=True)
+    torch.save(results, osp.join(out, f'rank{rank}.pth'))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope='module')
+def replica_ranks(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('mp2x2'))
+    mp.spawn(replica_worker, args=(free_port(), out), nprocs=4, join=True)
+    return [
+        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
+        for r in range(4)
+    ]
+
+
+def single_process_whole_batch(acc):
+    torch.set_num_threads(1)
+    model = build_gn()
+    optim = InfoProOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        accumulative_counts=acc)
+    for batch in whole_batches(acc):
+        model.train_step(copy.deepcopy(batch), optim)
+    return state(model), optim.state_dict()
+
+
+@pytest.mark.parametrize('case', list(REPLICA_CASES))
+def test_stages_x_replicas_equal_single_process(replica_ranks, case):
+    reference, reference_optim = single_process_whole_batch(
+        REPLICA_CASES[case])
+    for rank, result in enumerate(replica_ranks):
+        assert result[case]['layout'] == (rank % 2, rank // 2)
+        assert result[case]['ddp'] == ('DistributedDataParallel', 2, True)
+        assert result[case]['receiving'] in ([False], [False, False])
+        assert_states_close(result[case]['state'], reference)
+    gathered = replica_ranks[0][case]['optim']
+    assert set(gathered['state']) == set(reference_optim['state'])
+    for index, value in reference_optim['state'].items():
+        torch.testing.assert_close(
+            gathered['state'][index]['momentum_buffer'],
+            value['momentum_buffer'], rtol=1e-5, atol=1e-7)
+
+
+def test_stages_x_replicas_stale_features_fail_the_check(replica_ranks):
+    reference, _ = single_process_whole_batch(1)
+    with pytest.raises(AssertionError):
+        assert_states_close(replica_ranks[0]['stale']['state'], reference)
