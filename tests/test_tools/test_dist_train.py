@@ -1,10 +1,12 @@
 """tools/dist_train.sh: the card's Cityscapes config and the module-parallel
-demo config, 2 CPU processes."""
+demo config, on 2 CPU processes (and 4: 2 stages x 2 replicas)."""
 import glob
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from conftest import REPO, demo_data_options, free_port, run_tool
 
@@ -69,11 +71,13 @@ def _mious(text):
     return [float(m) for m in re.findall(r'mIoU: ([\d.]+)', text)]
 
 
+@pytest.mark.parametrize('processes', [2, 4], ids=['k2', 'k2x2'])
 def test_module_parallel_demo_trains_tests_and_resumes(tiny_digits_seg,
-                                                       tmp_path):
-    """The shipped module-parallel config, 2 CPU processes: it trains,
-    validates, writes a single-model checkpoint that tools/test.py (one
-    process) evaluates to the validated mIoU, and resumes."""
+                                                       tmp_path, processes):
+    """The shipped module-parallel config on CPU processes, 2 (one
+    pipeline) and 4 (2 stages x 2 replicas): it trains, validates, writes a
+    single-model checkpoint that tools/test.py (one process) evaluates to
+    the validated mIoU, and resumes."""
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
     options = [
         *demo_data_options(tiny_digits_seg),
@@ -91,7 +95,8 @@ def test_module_parallel_demo_trains_tests_and_resumes(tiny_digits_seg,
     def train(iters, *extra):
         env['PORT'] = str(free_port())
         result = subprocess.run(
-            ['bash', 'tools/dist_train.sh', MP_CONFIG, '2', '--work-dir',
+            ['bash', 'tools/dist_train.sh', MP_CONFIG, str(processes),
+             '--work-dir',
              str(work_dir), *extra, '--cfg-options', *options,
              f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
              f'default_hooks.checkpoint.interval={iters}'],
@@ -103,6 +108,7 @@ def test_module_parallel_demo_trains_tests_and_resumes(tiny_digits_seg,
 
     log = train(4)
     assert 'Iter(train) [4/4]' in log
+    assert f'K=2 stages x D={processes // 2} replicas' in log
     # every stage's losses are logged on rank 0
     assert 'local1.loss_recon' in log and 'decode.loss_ce' in log
     validated = _mious(log)[-1]

@@ -7,6 +7,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
 import torch
 import torch.distributed as dist
 from mmengine.dist import all_gather_object
+from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -261,6 +262,12 @@ class InfoProModuleParallel(nn.Module):
         self.replicas = self._replicate(broadcast_buffers,
                                         find_unused_parameters, bucket_cap_mb)
         self._step = 0
+        MMLogger.get_current_instance().info(
+            f'InfoProModuleParallel: K={stages} stages x D='
+            f'{self.num_replicas} replicas; rank r runs stage r % {stages} '
+            f'of pipeline r // {stages}' + (
+                ', each stage\'s gradients averaged over its replicas by '
+                'DistributedDataParallel' if self.num_replicas > 1 else ''))
 
     def _replicate(self, broadcast_buffers: bool, find_unused: bool,
                    bucket_cap_mb: float) -> Optional[DistributedDataParallel]:
