@@ -1,4 +1,4 @@
-from .arguments import check_arguments, checked_init
+from .arguments import accepted_arguments, check_arguments, checked_init
 from .collect_env import collect_env, package_versions
 from .dependencies import (DOWNSTREAM, MissingExtraError, check_mm_versions,
                            is_available, load_config, mm_version_ranges)
@@ -11,7 +11,7 @@ from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
 from .timing import median_seconds, repeat_seconds
 
 __all__ = [
-    'DOWNSTREAM', 'MissingExtraError', 'SavedTensorTracker',
+    'DOWNSTREAM', 'MissingExtraError', 'SavedTensorTracker', 'accepted_arguments',
     'allow_trusted_checkpoints', 'check_arguments', 'check_mm_versions',
     'checked_init', 'collect_env', 'destroy_distributed', 'flop_counter',
     'format_size', 'init_cpu_distributed', 'is_available', 'load_config',

@@ -4,7 +4,7 @@ import functools
 import inspect
 from typing import Callable, Iterable, List, Tuple
 
-__all__ = ['check_arguments', 'checked_init']
+__all__ = ['accepted_arguments', 'check_arguments', 'checked_init']
 
 
 def _unknown_message(owner: str, unknown: Iterable[str],
@@ -41,8 +41,12 @@ def _accepted(function: Callable) -> List[str]:
     return [] if open_kwargs else names
 
 
-def _accepted_by_class(cls: type) -> List[str]:
+def accepted_arguments(cls: type) -> List[str]:
     """Keyword names ``cls(...)`` accepts, following ``**kwargs`` upwards.
+
+    Args:
+        cls (type): The class.
+
 
     An ``__init__`` that takes ``**kwargs`` hands them to its parent's
     (``super().__init__(**kwargs)``, the OpenMMLab pattern), so the names
@@ -74,7 +78,7 @@ def check_arguments(owner: str, function: Callable,
         kwargs (Iterable[str]): The keys to be passed.
     """
     valid = sorted(set(
-        _accepted_by_class(function) if isinstance(function, type) else
+        accepted_arguments(function) if isinstance(function, type) else
         _accepted(function)))
     unknown = [k for k in kwargs if valid and k not in valid]
     if unknown:
@@ -87,13 +91,13 @@ def checked_init(cls: type) -> type:
     Gives ``cls`` an ``__init__`` that checks the keys, then runs its own
     or the inherited one (signature kept, so ``inspect.signature(cls)`` is
     unchanged). Keys are checked against the whole ``**kwargs`` chain
-    (:func:`_accepted_by_class`); a class whose chain ends in an open
+    (:func:`accepted_arguments`); a class whose chain ends in an open
     ``**kwargs`` is left alone.
     """
     init = cls.__init__  # its own or the inherited one
     if hasattr(cls.__dict__.get('__init__'), '__wrapped__'):
         return cls
-    valid = sorted(set(_accepted_by_class(cls)))
+    valid = sorted(set(accepted_arguments(cls)))
     if not valid:
         return cls
 

@@ -1,5 +1,4 @@
 """The InfoPro algorithm (Wang et al., ICLR 2021) around an OpenMMLab model."""
-import inspect
 import weakref
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -14,8 +13,9 @@ from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import (SavedTensorTracker, flop_counter, format_size,
-                              median_seconds, optimizer_states, parse_size)
+from infopro_mm.utils import (SavedTensorTracker, accepted_arguments,
+                              flop_counter, format_size, median_seconds,
+                              optimizer_states, parse_size)
 from ..heads import LocalBatch, build_local_head, local_head_class
 from ..splitters import (Tokens, feature_map, module_costs,
                          plan_balanced_cuts, plan_within_budget, splitter_for)
@@ -1107,8 +1107,7 @@ class InfoPro(BaseModel):
         (no heads there).
         """
         contextual = any(
-            'later_layers' in inspect.signature(
-                local_head_class(cfg)).parameters
+            'later_layers' in accepted_arguments(local_head_class(cfg))
             for cfg in self.head_cfgs.values())
         if not contextual:
             return self.layer_shapes[idx]

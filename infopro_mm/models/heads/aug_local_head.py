@@ -303,38 +303,20 @@ class AugLocalSegHead(AugLocalHead):
     (Table 11).
 
     Args:
-        in_channels (int): Channels of the module output (inferred).
-        in_stride (int): Stride of the module output (inferred).
-        num_classes (int): Classes (from the architecture).
         ignore_index (int): Label ignored by the loss (from the
             architecture's decode head). Defaults to 255.
         dropout (float): Dropout before the classifier. Defaults to 0.1.
-        depth, pyramid_coeff, later_layers, later_shapes, layer_index,
-            module_index, num_modules, norm_cfg, init_cfg: as
-            :class:`AugLocalHead`.
+        **kwargs: :class:`AugLocalHead`'s arguments (``in_channels``,
+            ``in_stride``, ``num_classes``, ``depth``, ...).
     """
 
     def __init__(self,
-                 in_channels: int,
-                 in_stride: int,
-                 num_classes: int,
                  ignore_index: int = 255,
                  dropout: float = 0.1,
-                 depth: Optional[int] = None,
-                 pyramid_coeff: float = 0.5,
-                 later_layers: Sequence = (),
-                 later_shapes: Sequence[Tuple[int, int]] = (),
-                 layer_index: int = 0,
-                 module_index: int = 0,
-                 num_modules: int = 2,
-                 norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 **kwargs) -> None:
         # read by _build_predictor, which the base __init__ calls
         self.dropout = dropout
-        super().__init__(in_channels, in_stride, num_classes, depth,
-                         pyramid_coeff, later_layers, later_shapes,
-                         layer_index, module_index, num_modules, norm_cfg,
-                         init_cfg)
+        super().__init__(**kwargs)
         self.ignore_index = ignore_index
 
     def _build_predictor(self, channels: int, num_classes: int) -> None:

@@ -1,5 +1,4 @@
 """Common interface of the auxiliary heads that train local modules."""
-import inspect
 from dataclasses import dataclass
 from functools import cached_property
 from typing import List, Optional, Sequence, Union
@@ -8,6 +7,8 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.structures import BaseDataElement
 from torch import Tensor
+
+from infopro_mm.utils import accepted_arguments
 
 __all__ = [
     'BaseLocalHead', 'LocalBatch', 'build_local_head', 'check_arch',
@@ -77,7 +78,7 @@ def build_local_head(cfg: dict, defaults: dict) -> BaseModule:
     """
     from infopro_mm.registry import MODELS
     cfg = dict(cfg)
-    accepted = inspect.signature(local_head_class(cfg)).parameters
+    accepted = accepted_arguments(local_head_class(cfg))
     for key, value in defaults.items():
         if key in accepted:
             cfg.setdefault(key, value)

@@ -481,7 +481,7 @@ class InfoProModuleParallel(nn.Module):
                 log_vars = self._last_stage(state, optim_wrapper)
                 self.loss_link.send(
                     dict(step=step, local=state['local'],
-                         task={n: float(v) for n, v in log_vars.items()}))
+                         task={n: float(v.detach()) for n, v in log_vars.items()}))
         return self._lagged_losses(step) if self.stage == 0 else log_vars
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
