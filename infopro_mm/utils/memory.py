@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    'SavedTensorTracker', 'format_size', 'optimizer_of', 'optimizer_states',
-    'parse_size'
+    'SavedTensorTracker', 'format_mib', 'format_size', 'optimizer_of',
+    'optimizer_states', 'parse_size'
 ]
 
 
@@ -169,6 +169,15 @@ def format_size(num_bytes: float) -> str:
         if abs(num_bytes) >= scale:
             return f'{num_bytes / scale:.2f} {unit}'
     return f'{int(num_bytes)} B'
+
+
+def format_mib(num_bytes: Optional[float]) -> str:
+    """``num_bytes`` in MiB for report tables: no decimals from 100 MiB on,
+    one below, thousands separated; ``'-'`` for None (not measured)."""
+    if num_bytes is None:
+        return '-'
+    mib = num_bytes / 2**20
+    return f'{mib:,.0f}' if abs(mib) >= 100 else f'{mib:,.1f}'
 
 
 # Per-parameter state tensors (each the parameter's size) that torch's

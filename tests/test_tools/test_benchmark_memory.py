@@ -146,7 +146,8 @@ def test_module_breakdown_adds_up(seg_report):
             assert parts <= m['peak_bytes'], (r['name'], m)
 
 
-def test_plain_classifier_config_gets_the_paper_heads(tmp_path):
+@pytest.mark.parametrize('policy', ['uniform', 'time'])
+def test_plain_classifier_config_gets_the_paper_heads(policy):
     tool = load_tool()
     cfg = Config(
         dict(
@@ -166,7 +167,7 @@ def test_plain_classifier_config_gets_the_paper_heads(tmp_path):
                 mean=[123.675, 116.28, 103.53],
                 std=[58.395, 57.12, 57.375],
                 to_rgb=True)))
-    methods = tool.expand_methods(['infopro'], [2], ['uniform'])
+    methods = tool.expand_methods(['infopro'], [2], [policy])
     torch.set_num_threads(1)
     report = tool.run_benchmark(
         cfg, methods, (64, 64), 4, iters=0, warmup=0, allocator=False)
@@ -174,7 +175,8 @@ def test_plain_classifier_config_gets_the_paper_heads(tmp_path):
     assert heads['recon']['type'] == 'infopro_mm.ReconstructionHead'
     assert heads['task']['type'] == 'infopro_mm.LocalClsHead'
     e2e, k2 = report['results']
-    assert e2e['name'] == 'e2e' and k2['name'] == 'infopro-K2-uniform'
+    assert e2e['name'] == 'e2e' and k2['name'] == f'infopro-K2-{policy}'
+    assert len(k2['boundaries']) == 1  # 'time': the cut the timing chose
     assert k2['step_time_source'] == 'instrumented'
     assert e2e['allocator_peak_bytes'] is None
     # the paper's heads are built for 224 inputs: at 64x64 they weigh as
@@ -183,7 +185,7 @@ def test_plain_classifier_config_gets_the_paper_heads(tmp_path):
     assert all(b > 0 for b in k2['modules'][0]['head_bytes'].values())
     assert k2['ratios']['flops'] > 1
     table = tool.format_table(report)
-    assert 'allocator' not in table and '| infopro-K2-uniform |' in table
+    assert 'allocator' not in table and f'| infopro-K2-{policy} |' in table
 
 
 def test_allocator_peak_is_reconstructed_exactly():

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from infopro_mm.utils import (SavedTensorTracker, format_size, optimizer_of,
-                              optimizer_states, parse_size)
+from infopro_mm.utils import (SavedTensorTracker, format_mib, format_size,
+                              optimizer_of, optimizer_states, parse_size)
 
 
 def test_counts_saved_bytes_once_per_storage_and_releases():
@@ -80,6 +80,14 @@ def test_format_size():
     assert format_size(4395913224) == '4.09 GiB'
     assert format_size(3 * 2**20) == '3.00 MiB'
     assert format_size(12) == '12 B'
+
+
+def test_format_mib():
+    assert format_mib(None) == '-'
+    assert format_mib(3.24 * 2**20) == '3.2'
+    assert format_mib(99.94 * 2**20) == '99.9'
+    assert format_mib(1234.4 * 2**20) == '1,234'
+    assert format_mib(-150 * 2**20) == '-150'
 
 
 @pytest.mark.parametrize('optimizer, states', [

@@ -4,7 +4,7 @@ Usage::
 
     python tools/analysis/benchmark_memory.py CONFIG \
         [--methods e2e,infopro,checkpoint,infopro+checkpoint] \
-        [--num-modules 2 3 4] [--policy balanced uniform] \
+        [--num-modules 2 3 4] [--policy balanced uniform time] \
         [--input-size H W] [--batch-size N] [--iters N] [--warmup N] \
         [--no-allocator] [--head-width W] [--device cpu|cuda] [--threads N] \
         [--out result.json] [--plot result.png] [--cfg-options k=v ...]
@@ -70,9 +70,10 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
-from infopro_mm.models import dummy_data_samples, is_infopro_config
+from infopro_mm.models import (BaseSplitter, dummy_data_samples,
+                               is_infopro_config)
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import SavedTensorTracker, flop_counter
+from infopro_mm.utils import SavedTensorTracker, flop_counter, format_mib
 
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
 SEG_HEADS = dict(
@@ -85,7 +86,6 @@ CLS_HEADS = dict(
 FIGURES = ('saved_peak_bytes', 'allocator_peak_bytes',
            'cuda_max_allocated_bytes', 'cuda_max_reserved_bytes', 'flops',
            'step_time_s')
-MiB = 2**20
 
 
 @dataclass(frozen=True)
@@ -681,13 +681,6 @@ def run_benchmark(cfg: Config,
 
 # ----------------------------------------------------------------------
 # reporting
-def _mib(value: Optional[float]) -> str:
-    if value is None:
-        return '-'
-    return f'{value / MiB:,.0f}' if abs(value) >= 100 * MiB else \
-        f'{value / MiB:,.1f}'
-
-
 def _ratio(value: Optional[float]) -> str:
     return '-' if value is None else f'{value:.3f}'
 
@@ -708,14 +701,15 @@ def format_table(report: dict) -> str:
     for r in results:
         ratios = r['ratios']
         row = [r['name'], ', '.join(r['boundaries']) or '-',
-               _mib(r['saved_peak_bytes']), _ratio(ratios['saved_peak_bytes'])]
+               format_mib(r['saved_peak_bytes']),
+               _ratio(ratios['saved_peak_bytes'])]
         if 'allocator peak MiB' in header:
-            row += [_mib(r['allocator_peak_bytes']),
+            row += [format_mib(r['allocator_peak_bytes']),
                     _ratio(ratios['allocator_peak_bytes'])]
         if cuda:
-            row += [_mib(r['cuda_max_allocated_bytes']),
+            row += [format_mib(r['cuda_max_allocated_bytes']),
                     _ratio(ratios['cuda_max_allocated_bytes']),
-                    _mib(r['cuda_max_reserved_bytes']),
+                    format_mib(r['cuda_max_reserved_bytes']),
                     _ratio(ratios['cuda_max_reserved_bytes'])]
         time_s = r['step_time_s']
         row += [f'{r["flops"] / 1e9:,.1f}', _ratio(ratios['flops']),
@@ -735,13 +729,12 @@ def format_modules(report: dict) -> str:
     for r in report['results']:
         for m, (first, last) in zip(r['modules'], r['module_layers']):
             heads = m.get('head_bytes')
-            heads = ', '.join(f'{name} {_mib(b)}'
+            heads = ', '.join(f'{name} {format_mib(b)}'
                               for name, b in heads.items()) if heads else '-'
-            tail = m.get('tail_bytes')
             lines.append(f'| {r["name"]} | {m["module"]} | {first}..{last} | '
-                         f'{_mib(m.get("backbone_bytes"))} | {heads} | '
-                         f'{_mib(tail) if tail is not None else "-"} | '
-                         f'{_mib(m["peak_bytes"])} |')
+                         f'{format_mib(m.get("backbone_bytes"))} | {heads} | '
+                         f'{format_mib(m.get("tail_bytes"))} | '
+                         f'{format_mib(m["peak_bytes"])} |')
     return '\n'.join(lines)
 
 
@@ -834,7 +827,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='K of the InfoPro variants')
     parser.add_argument(
         '--policy', nargs='+', default=['balanced', 'uniform'],
-        choices=['balanced', 'uniform'], help='split policies')
+        choices=BaseSplitter.POLICIES,
+        help="split policies ('time' times every layer when the model is "
+        'built: the memory of the time-balanced cuts)')
     parser.add_argument(
         '--input-size', type=int, nargs=2, metavar=('H', 'W'),
         help='input size (default: the config crop_size, else 224 224)')

@@ -92,7 +92,7 @@ from benchmark_memory import (Method, ModuleRecorder, build_model,  # noqa
                               synthetic_batch)
 
 from infopro_mm.models import InfoProModuleParallel  # noqa: E402
-from infopro_mm.utils import SavedTensorTracker  # noqa: E402
+from infopro_mm.utils import SavedTensorTracker, format_mib  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
@@ -523,8 +523,8 @@ def summarize(args, raw: dict, world: int) -> dict:
     return dict(rows=rows, targets=targets)
 
 
-def _mib(values: Sequence[Optional[int]]) -> str:
-    return ' / '.join('-' if v is None else f'{v / MiB:.1f}' for v in values)
+def _mibs(values: Sequence[Optional[int]]) -> str:
+    return ' / '.join(format_mib(v) for v in values)
 
 
 def format_table(report: dict) -> str:
@@ -543,11 +543,11 @@ def format_table(report: dict) -> str:
             f"{row['images_per_s']:.1f}",
             *(f"{row['ratios'][ref]:.2f}" for ref in REFERENCES),
             ' / '.join(f'{t:.2f}' for t in row['rank_median_step_s']),
-            _mib([r['saved_peak_bytes'] for r in ranks]),
-            _mib([r['allocator_peak_bytes'] for r in ranks]),
-            _mib([r['trained_param_bytes'] + r['grad_bytes'] +
+            _mibs([r['saved_peak_bytes'] for r in ranks]),
+            _mibs([r['allocator_peak_bytes'] for r in ranks]),
+            _mibs([r['trained_param_bytes'] + r['grad_bytes'] +
                   r['optimizer_state_bytes'] for r in ranks]),
-            _mib([r['param_bytes'] for r in ranks])]) + ' |')
+            _mibs([r['param_bytes'] for r in ranks])]) + ' |')
     return '\n'.join(lines)
 
 
@@ -563,14 +563,14 @@ def format_targets(targets: dict) -> str:
     pgs = targets['param_grad_state_bytes']
     lines.append(
         'param + grad + optimizer state per rank: module-parallel '
-        f"{_mib(pgs['module_parallel_per_rank'])} MiB vs DDP replica "
-        f"{_mib(pgs['ddp_per_rank'])} MiB (module-parallel ranks hold "
-        f"{_mib(pgs['module_parallel_param_bytes_held'])} MiB of parameters)")
+        f"{_mibs(pgs['module_parallel_per_rank'])} MiB vs DDP replica "
+        f"{_mibs(pgs['ddp_per_rank'])} MiB (module-parallel ranks hold "
+        f"{_mibs(pgs['module_parallel_param_bytes_held'])} MiB of parameters)")
     saved = targets['saved_peak_bytes']
     lines.append(
         'saved activations per rank: module-parallel '
-        f"{_mib(saved['module_parallel_per_rank'])} MiB vs single-process "
-        f"InfoPro modules {_mib(saved['single_process_per_module'])} MiB "
+        f"{_mibs(saved['module_parallel_per_rank'])} MiB vs single-process "
+        f"InfoPro modules {_mibs(saved['single_process_per_module'])} MiB "
         f"(<= largest module: {'met' if saved['met'] else 'not met'})")
     return '\n'.join(lines)
 

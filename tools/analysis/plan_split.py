@@ -73,10 +73,9 @@ from benchmark_memory import (Method, build_model, default_input,  # noqa
 from infopro_mm.models import (MemoryBudgetError, MemoryProfile,  # noqa: E402
                                TimeProfile, plan_balanced_cuts,
                                plan_within_budget)
-from infopro_mm.utils import (format_size, optimizer_of,  # noqa: E402
-                              optimizer_states, parse_size, repeat_seconds)
-
-MiB = 2**20
+from infopro_mm.utils import (format_mib, format_size,  # noqa: E402
+                              optimizer_of, optimizer_states, parse_size,
+                              repeat_seconds)
 
 
 def memory_cuts(profile: MemoryProfile, num_modules: int) -> List[int]:
@@ -175,11 +174,6 @@ def choose(profile: MemoryProfile, states: int, budget: Optional[int],
         '...) chooses it in training')
 
 
-def _mib(value: float) -> str:
-    return (f'{value / MiB:,.0f}'
-            if abs(value) >= 100 * MiB else f'{value / MiB:,.1f}')
-
-
 def _gflops(value: float) -> str:
     return f'{value / 1e9:,.1f}' if value >= 1e10 else f'{value / 1e9:.3f}'
 
@@ -206,10 +200,11 @@ def format_table(rows: Sequence[dict], chosen: Optional[int] = None) -> str:
         line = (
             f'| {row["num_modules"]}{mark} | '
             f'{", ".join(row["boundaries"]) or "-"} | '
-            f'{" / ".join(_mib(b) for b in row["module_bytes"])} | '
-            f'{_mib(row["activation_bytes"])} | '
-            f'{row["activation_ratio"]:.3f} | {_mib(row["fixed_bytes"])} | '
-            f'{_mib(row["peak_bytes"])} | {row["peak_ratio"]:.3f} | '
+            f'{" / ".join(format_mib(b) for b in row["module_bytes"])} | '
+            f'{format_mib(row["activation_bytes"])} | '
+            f'{row["activation_ratio"]:.3f} | '
+            f'{format_mib(row["fixed_bytes"])} | '
+            f'{format_mib(row["peak_bytes"])} | {row["peak_ratio"]:.3f} | '
             f'{_gflops(row["head_flops"])} | '
             f'+{100 * row["head_flops_ratio"]:.1f} % |')
         if timed:
