@@ -5,8 +5,9 @@ import glob
 import os.path as osp
 import re
 from contextlib import ExitStack
-from typing import Callable, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
+import torch
 from mmengine.config import Config
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -16,7 +17,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, find_latest_checkpoint
 
 from infopro_mm.registry import RUNNERS
 from infopro_mm.utils import (check_arguments, optimizer_of,
-                              package_versions)
+                              package_versions, retain_host_memory)
 from .checkpoint import (get_rng_state, match_layout, set_rng_state,
                          strip_prefixes)
 
@@ -99,6 +100,12 @@ class InfoProRunner(Runner):
       state the budget must hold.
     - The log starts with the versions of mmcv, mmseg, mmdet, mmpretrain
       and infopro_mm, beside mmengine's environment.
+    - Without a GPU the process keeps the host memory it frees for reuse
+      (:func:`~infopro_mm.utils.retain_host_memory`), so a CPU training
+      step does not page-fault its activations in again and its time (and
+      ``split=dict(policy='time')``'s timing) does not depend on what the
+      process did before. ``env_cfg=dict(retain_host_memory=False)`` turns
+      it off, ``True`` turns it on with a GPU too.
 
     ``tools/train.py`` and ``tools/test.py`` use it unless the config sets
     ``runner_type``. Arguments are mmengine's ``Runner``'s.
@@ -322,10 +329,30 @@ class InfoProRunner(Runner):
 
     # ------------------------------------------------------------------
     # environment
+    def setup_env(self, env_cfg: Dict) -> None:
+        """mmengine's, and host memory kept for reuse without a GPU."""
+        super().setup_env(env_cfg)
+        retain = env_cfg.get('retain_host_memory')
+        if retain is None:
+            retain = not torch.cuda.is_available()
+        self._retain_host_memory = (bool(retain), bool(retain)
+                                    and retain_host_memory())
+
     def _log_env(self, env_cfg: dict) -> None:
         super()._log_env(env_cfg)
         self.logger.info('OpenMMLab packages: ' + ', '.join(
             f'{k} {v}' for k, v in package_versions().items()))
+        requested, applied = self._retain_host_memory
+        if requested and not applied:
+            self.logger.warning(
+                'Host memory: retain_host_memory needs glibc (Linux); freed '
+                'memory goes back to the OS as usual')
+        elif applied:
+            self.logger.info(
+                'Host memory: freed blocks are kept for reuse (glibc '
+                'M_MMAP_MAX=0, M_TRIM_THRESHOLD=-1), so CPU steps do not '
+                'page-fault their activations in again; '
+                'env_cfg.retain_host_memory=False turns it off')
 
     # ------------------------------------------------------------------
     # model

@@ -7,7 +7,7 @@ from .memory import (SavedTensorTracker, format_mib, format_size,
                      optimizer_of, optimizer_states, parse_size)
 from .setup_env import (allow_trusted_checkpoints, destroy_distributed,
                         init_cpu_distributed, register_all_modules,
-                        register_config_scope)
+                        register_config_scope, retain_host_memory)
 from .timing import median_seconds, repeat_seconds
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     'flop_counter', 'format_mib', 'format_size', 'init_cpu_distributed',
     'is_available', 'load_config', 'median_seconds', 'mm_version_ranges',
     'optimizer_of', 'optimizer_states', 'package_versions', 'parse_size',
-    'register_all_modules', 'register_config_scope', 'repeat_seconds'
+    'register_all_modules', 'register_config_scope', 'repeat_seconds',
+    'retain_host_memory'
 ]

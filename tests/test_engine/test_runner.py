@@ -120,3 +120,28 @@ def test_misspelt_train_cfg_key_names_the_valid_one(tiny_data, tmp_path):
     with pytest.raises(TypeError, match=r'`max_iter` \(did you mean '
                        '`max_iters`'):
         runner.train()
+
+
+@pytest.mark.parametrize('option, applies, expected', [
+    (None, True, 'kept' if not torch.cuda.is_available() else None),
+    (False, True, None),
+    (True, True, 'kept'),
+    (True, False, 'needs glibc'),
+])
+def test_host_memory_is_retained_without_a_gpu(tiny_data, tmp_path,
+                                               monkeypatch, option, applies,
+                                               expected):
+    calls = []
+    monkeypatch.setattr('infopro_mm.engine.runner.retain_host_memory',
+                        lambda: calls.append(1) or applies)
+    # a logger of its own (mmengine reuses one per name), so its own file
+    options = dict(experiment_name=f'retain-{option}-{applies}')
+    if option is not None:
+        options['env_cfg.retain_host_memory'] = option
+    runner = build_runner(tmp_path / 'work', tiny_data, **options)
+    assert len(calls) == (expected is not None)
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        log = f.read()
+    assert ('freed blocks are kept for reuse' in log) == (expected == 'kept')
+    assert ('retain_host_memory needs glibc' in log) == (
+        expected == 'needs glibc')

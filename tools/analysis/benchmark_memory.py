@@ -73,7 +73,8 @@ import infopro_mm  # noqa: F401  (registers the infopro_mm scope)
 from infopro_mm.models import (BaseSplitter, dummy_data_samples,
                                is_infopro_config)
 from infopro_mm.registry import MODELS
-from infopro_mm.utils import SavedTensorTracker, flop_counter, format_mib
+from infopro_mm.utils import (SavedTensorTracker, flop_counter, format_mib,
+                              retain_host_memory)
 
 METHODS = ('e2e', 'infopro', 'checkpoint', 'infopro+checkpoint')
 SEG_HEADS = dict(
@@ -866,6 +867,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    retained = retain_host_memory()  # time steady steps, as training runs
     MMLogger.get_instance('infopro_mm_benchmark', log_level='INFO')
     cfg = load_config(args.config, args.cfg_options)
     size, batch = default_input(cfg)
@@ -891,6 +893,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         device=args.device,
         allocator=not args.no_allocator,
         head_width=args.head_width)
+    report['host_memory_retained'] = retained
     report['command'] = ' '.join(['python', *sys.argv]) if argv is None \
         else ' '.join(['python', 'tools/analysis/benchmark_memory.py',
                        *argv])

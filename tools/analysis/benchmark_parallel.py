@@ -92,7 +92,8 @@ from benchmark_memory import (Method, ModuleRecorder, build_model,  # noqa
                               synthetic_batch)
 
 from infopro_mm.models import InfoProModuleParallel  # noqa: E402
-from infopro_mm.utils import SavedTensorTracker, format_mib  # noqa: E402
+from infopro_mm.utils import (SavedTensorTracker, format_mib,  # noqa: E402
+                              retain_host_memory)
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
@@ -408,6 +409,7 @@ def instrumented_step(runner: Runner, device: str) -> dict:
 
 def worker(rank: int, world: int, port: int, args, results) -> None:
     torch.set_num_threads(1)
+    retained = retain_host_memory()  # steady steps, as in training
     device = args.device
     if device == 'cuda':
         torch.cuda.set_device(rank)
@@ -450,6 +452,7 @@ def worker(rank: int, world: int, port: int, args, results) -> None:
     if rank == 0:
         model = runners['infopro_single'].model
         results.update(
+            host_memory_retained=retained,
             ranks=gathered,
             cuts=model.splitter.boundaries,
             module_layers=[[m[0].name, m[-1].name]
@@ -663,6 +666,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         input_size=list(args.input_size), iters=args.iters,
         warmup=args.warmup, microbatches=args.microbatches,
         queue_depth=args.queue_depth, device=args.device,
+        host_memory_retained=raw['host_memory_retained'],
         device_name=torch.cuda.get_device_name() if args.device == 'cuda'
         else 'cpu', threads_per_process=1, torch=torch.__version__,
         optimizer='the config optimizer with lr=1e-3',

@@ -75,7 +75,7 @@ from infopro_mm.models import (MemoryBudgetError, MemoryProfile,  # noqa: E402
                                plan_within_budget)
 from infopro_mm.utils import (format_mib, format_size,  # noqa: E402
                               optimizer_of, optimizer_states, parse_size,
-                              repeat_seconds)
+                              repeat_seconds, retain_host_memory)
 
 
 def memory_cuts(profile: MemoryProfile, num_modules: int) -> List[int]:
@@ -513,6 +513,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                          '--num-modules K (the K whose splits are run)')
     if args.threads:
         torch.set_num_threads(args.threads)
+    retained = retain_host_memory()  # time steady steps, as training runs
     MMLogger.get_instance('infopro_mm_plan_split', log_level='WARNING')
     cfg = load_config(args.config, args.cfg_options)
     size, batch = default_input(cfg)
@@ -545,6 +546,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         choice=reason,
         policy=args.policy,
         clock=args.clock,
+        host_memory_retained=retained,
         rows=rows,
         profile=dict(profile, input_size=list(input_size)))
     if times is not None:
