@@ -164,11 +164,14 @@ class InfoProModuleParallel(nn.Module):
     batch (as ``InfoProDDP`` does for single-process InfoPro).
 
     Every rank's optimizer holds only its module's parameters
-    (:meth:`restrict_optimizer`, applied by ``InfoProRunner``); the other
-    parameters stay in memory as built, unchanged, until
-    :meth:`synchronize` copies every module's tensors from its owner in
-    pipeline 0 to all ranks (before validation and checkpoints), so
-    checkpoints have the single-model layout. Differences from
+    (:meth:`restrict_optimizer`, applied by ``InfoProRunner``). From its
+    first :meth:`train_step` on, a rank holds only its own module's
+    parameters and buffers (and the data preprocessor's, which every stage
+    uses): the tensors the other stages train are freed (size 0) until
+    :meth:`synchronize` allocates them again and copies every module's
+    tensors from its owner in pipeline 0 to all ranks (before validation,
+    checkpoints and at :meth:`close`), so checkpoints have the single-model
+    layout; the next :meth:`train_step` frees them again. Differences from
     single-process training: each rank draws its own random numbers
     (dropout masks differ unless dropout is off), gradient clipping and AMP
     loss scaling work per module.
@@ -259,6 +262,11 @@ class InfoProModuleParallel(nn.Module):
         self.outbox = links.get((k, k + 1))
         self.loss_link = links.get((stages - 1, 0))
         self._owned = self._tensor_owners()
+        pre = module.data_preprocessor
+        self._shared = {
+            id(t) for t in chain(pre.parameters(), pre.buffers())
+        }
+        self._released: List[tuple] = []  # (tensor, shape) freed here
         self.replicas = self._replicate(broadcast_buffers,
                                         find_unused_parameters, bucket_cap_mb)
         self._step = 0
@@ -326,15 +334,43 @@ class InfoProModuleParallel(nn.Module):
                 optim_wrapper.optimizer, self.stage_parameters())
 
     @torch.no_grad()
+    def release(self) -> None:
+        """Free the parameters and buffers the other stages train, so this
+        rank holds only its own module's (and the data preprocessor's);
+        :meth:`synchronize` brings them back. :meth:`train_step` calls it;
+        a no-op while they are freed."""
+        if self._released:
+            return
+        self._released = [(tensor, tensor.shape)
+                          for tensor, owner in self._owned
+                          if owner != self.stage and id(tensor) not in
+                          self._shared and tensor.numel()]
+        for tensor, _ in self._released:
+            tensor.grad = None
+            tensor.data = tensor.data.new_empty(0)
+
+    @property
+    def holds_whole_model(self) -> bool:
+        """Whether this rank holds every module's tensors (False between
+        a :meth:`train_step` and the next :meth:`synchronize`)."""
+        return not self._released
+
+    @torch.no_grad()
     def synchronize(self) -> None:
-        """Copy every module's parameters and buffers from the rank that
-        trains them in pipeline 0 (global rank k for module k) to all ranks
-        (collective)."""
+        """Give every rank the whole model: allocate the tensors
+        :meth:`release` freed and copy every module's parameters and
+        buffers from the rank that trains them in pipeline 0 (global rank
+        k for module k) to all ranks (collective)."""
+        for tensor, shape in self._released:
+            tensor.data = tensor.data.new_empty(shape)
+        self._released = []
         for tensor, owner in self._owned:
             dist.broadcast(tensor.data, owner)
 
     def close(self) -> None:
-        """End the pipeline: send the end marks, wait for the inputs' end."""
+        """End the pipeline: send the end marks, wait for the inputs' end,
+        then :meth:`synchronize` (collective), so that whatever runs after
+        training (a test, a checkpoint) sees the whole trained model."""
         rank = dist.get_rank()
         for link in (self.outbox, self.inbox, self.loss_link):
             if link is not None and link.src == rank:
@@ -342,6 +378,7 @@ class InfoProModuleParallel(nn.Module):
         for link in (self.inbox, self.loss_link):
             if link is not None and link.dst == rank:
                 link.close()
+        self.synchronize()
 
     # ------------------------------------------------------------------
     def _receive(self, step: int) -> dict:
@@ -459,6 +496,7 @@ class InfoProModuleParallel(nn.Module):
                 'call restrict_optimizer(optim_wrapper) first (the '
                 'InfoProRunner does): a module-parallel rank must step only '
                 'its own module')
+        self.release()
         model = self.module
         step = self._step
         self._step += 1
@@ -484,12 +522,22 @@ class InfoProModuleParallel(nn.Module):
                          task={n: float(v.detach()) for n, v in log_vars.items()}))
         return self._lagged_losses(step) if self.stage == 0 else log_vars
 
+    def _check_whole(self, step: str) -> None:
+        if not self.holds_whole_model:
+            raise RuntimeError(
+                f'{step} needs the whole model, but rank {dist.get_rank()} '
+                f'holds only local module {self.stage + 1} since training: '
+                'call synchronize() on every rank first (ModuleParallel'
+                'TrainLoop does before each validation)')
+
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         """The model's own ``val_step`` (call :meth:`synchronize` first)."""
+        self._check_whole('val_step')
         return self.module.val_step(data)
 
     def test_step(self, data: Union[dict, tuple, list]) -> list:
         """The model's own ``test_step`` (call :meth:`synchronize` first)."""
+        self._check_whole('test_step')
         return self.module.test_step(data)
 
     def forward(self, *args, **kwargs):

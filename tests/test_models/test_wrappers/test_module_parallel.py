@@ -75,6 +75,12 @@ def train_pipelined(k, rank, stale=False):
         log_vars = wrapper.train_step(batch if rank == 0 else None, optim)
         logs.append((sorted(log_vars), sorted(model.local_log_vars)))
     before_sync = state(model)
+    held_bytes = sum(t.numel() * t.element_size() for t in before_sync.values())
+    val_refused = ''
+    try:
+        wrapper.val_step(batches()[0])
+    except RuntimeError as exc:
+        val_refused = str(exc)
     wrapper.synchronize()
     full_optim = optim.state_dict()  # collective
     optim.load_state_dict(full_optim)
@@ -85,10 +91,16 @@ def train_pipelined(k, rank, stale=False):
         optim=full_optim,
         optim_roundtrip=roundtrip,
         optim_is_own=in_optim == owned,
-        untouched=[
+        changed=[
             n for n, t in before_sync.items()
-            if torch.equal(t, initial[n])
+            if t.shape == initial[n].shape and not torch.equal(t, initial[n])
         ],
+        released=[
+            n for n, t in before_sync.items()
+            if t.numel() == 0 and initial[n].numel() > 0
+        ],
+        held_bytes=held_bytes,
+        val_refused=val_refused,
         log_lag=wrapper.log_lag,
         logs=logs)
 
@@ -196,13 +208,36 @@ def test_other_modules_are_not_stepped(ranks):
     initial = state(build(world))
     trained = set(n for n, t in initial.items()
                   if not torch.equal(t, results[0][f'k{world}']['state'][n]))
-    per_rank = [set(initial) - set(r[f'k{world}']['untouched'])
-                for r in results]
+    per_rank = [set(r[f'k{world}']['changed']) for r in results]
     for k, changed in enumerate(per_rank):
         assert changed, f'rank {k} trained nothing'
         for other in per_rank[k + 1:]:
             assert not changed & other  # each tensor has one owner
     assert set().union(*per_rank) == trained
+
+
+def test_each_rank_holds_only_its_module_while_training(ranks):
+    """Between train steps a rank frees what the other stages train and
+    refuses to validate; synchronize() makes the model whole again."""
+    world, results = ranks
+    initial = state(build(world))
+    total = sum(t.numel() * t.element_size() for t in initial.values())
+    shared = {n for n in initial if n.startswith('data_preprocessor.')}
+    per_rank = [set(r[f'k{world}']['changed']) for r in results]
+    for k, result in enumerate(results):
+        released = set(result[f'k{world}']['released'])
+        for j, other_changed in enumerate(per_rank):
+            if j != k:
+                assert other_changed <= released
+        assert not released & (per_rank[k] | shared)
+        assert result[f'k{world}']['held_bytes'] < total
+        assert 'synchronize()' in result[f'k{world}']['val_refused']
+        assert f'rank {k}' in result[f'k{world}']['val_refused']
+    # every tensor is held by some rank, and by one rank only
+    held = [set(initial) - set(r[f'k{world}']['released']) - shared
+            for r in results]
+    assert set().union(*held) == set(initial) - shared
+    assert sum(map(len, held)) == len(set(initial) - shared)
 
 
 def test_losses_of_every_stage_reach_rank_0(ranks):
