@@ -251,9 +251,9 @@ def measure_stages(model: torch.nn.Module, batch: dict, warmup: int,
             ends = {}
             outs = splitter.forward(
                 x,
-                on_module_end=lambda _, feat: ends.update(x=feat),
                 modules=range(k, k + 1),
-                outs=outs)
+                outs=outs,
+                on_module_output=lambda _, state: ends.update(x=state))
             x = ends['x']
     inputs.append((x, outs))
 

@@ -339,7 +339,9 @@ class BaseSplitter:
                 on_layer_end: Optional[Callable[[int, Tensor], None]] = None,
                 cuts: Optional[Sequence[int]] = None,
                 modules: Optional[range] = None,
-                outs: Sequence[Tensor] = ()) -> Tuple[Any, ...]:
+                outs: Sequence[State] = (),
+                on_module_output: Optional[Callable[[int, State], None]] = None
+                ) -> Tuple[Any, ...]:
         """Run the backbone module by module, like its own ``forward``.
 
         After each of the first K-1 modules, ``on_module_end(k, h)`` is
@@ -372,9 +374,14 @@ class BaseSplitter:
                 contiguous range of indices, as one pipeline stage does):
                 ``x`` is then the input of the first of them. Defaults to
                 all.
-            outs (Sequence[Tensor]): The detached backbone-output taps of
-                the modules before ``modules`` (before any output norm), as
-                the previous pipeline stage returned them. Defaults to none.
+            outs (Sequence[Tensor | Tokens]): The detached backbone-output
+                taps of the modules before ``modules`` (before any output
+                norm), as the previous pipeline stage returned them.
+                Defaults to none.
+            on_module_output (callable, optional): ``f(k, state)`` for
+                k < K-1 with the detached state module k hands to module
+                k+1 (a tensor, or :class:`Tokens` with their grid shape),
+                which is what a pipeline stage sends to the next one.
 
         Returns:
             tuple: The outputs the backbone's ``forward`` returns; when
@@ -409,6 +416,8 @@ class BaseSplitter:
                     on_module_end(module, feature_map(state))
                 state = _apply(state, Tensor.detach)
                 taps = [(tap, _apply(s, Tensor.detach)) for tap, s in taps]
+                if on_module_output is not None:
+                    on_module_output(module, state)
                 module += 1
         if modules.stop < len(bounds) - 1:
             return tuple(s for _, s in taps)

@@ -2,7 +2,7 @@
 from datetime import timedelta
 from itertools import chain
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
-                    Union)
+                    Tuple, Union)
 
 import torch
 import torch.distributed as dist
@@ -12,10 +12,27 @@ from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from infopro_mm.models.splitters.base_splitter import State, Tokens
 from infopro_mm.registry import MODEL_WRAPPERS
 from .stage_link import StageLink
 
 __all__ = ['InfoProModuleParallel', 'StageOptimizerLayout']
+
+def _pack(states: Sequence[State]) -> Tuple[List[Tensor], List[Any]]:
+    """The tensors of ``states`` and, for each, what rebuilds it from its
+    tensor (None for a plain tensor, the grid shape of :class:`Tokens`)."""
+    tensors = [s.seq if isinstance(s, Tokens) else s for s in states]
+    layout = [(tuple(s.hw_shape), s.num_extra) if isinstance(s, Tokens)
+              else None for s in states]
+    return tensors, layout
+
+
+def _unpack(tensors: Sequence[Tensor], layout: Sequence[Any]) -> List[State]:
+    """The states :func:`_pack` took apart."""
+    return [
+        tensor if spec is None else Tokens(tensor, *spec)
+        for tensor, spec in zip(tensors, layout)
+    ]
 
 
 class StageOptimizerLayout:
@@ -148,11 +165,12 @@ class InfoProModuleParallel(nn.Module):
       heads, and steps;
     - stage 0 < k < K-1 receives h(k-1), runs module k and its local heads;
     - stage K-1 runs the rest of the architecture and its own task loss;
-    - each rank sends its (detached) output, the backbone outputs of the
-      earlier modules, the data samples and, where a later local module's
-      heads need it, the input image to the next stage of its pipeline,
-      through a :class:`StageLink` (``isend``, a bounded queue of
-      ``queue_depth`` messages);
+    - each rank sends its (detached) output (a feature map, or a
+      transformer's :class:`Tokens` with their grid shape), the backbone
+      outputs of the earlier modules, the data samples and, where a later
+      local module's heads need it, the input image to the next stage of
+      its pipeline, through a :class:`StageLink` (``isend``, a bounded
+      queue of ``queue_depth`` messages);
     - the last stage sends every loss of the batch back to stage 0; rank 0
       logs pipeline 0's :attr:`log_lag` steps late (the pipeline's lag).
 
@@ -218,14 +236,6 @@ class InfoProModuleParallel(nn.Module):
                 'InfoProModuleParallel needs an initialised process group '
                 '(launch K x D processes, D pipelines of one process per '
                 'local module, with tools/dist_train.sh)')
-        from infopro_mm.models.splitters import ResNetSplitter
-        if not isinstance(module.splitter, ResNetSplitter):
-            # between the transformer families' layers go token sequences
-            # with their grid shape, which the stage links do not carry
-            raise NotImplementedError(
-                'module-parallel training supports ResNet-family backbones '
-                '(ResNetSplitter) for now, got '
-                f'{type(module.splitter).__name__}')
         stages = module.splitter.num_modules
         world = dist.get_world_size()
         if stages < 2:
@@ -306,10 +316,14 @@ class InfoProModuleParallel(nn.Module):
         owner = {}
         for k, (layers, heads) in enumerate(
                 zip(model.splitter.module_layers(), model.local_heads)):
-            parts = [m for layer in layers for m in layer.modules] + [heads]
-            for part in parts:
-                for tensor in chain(part.parameters(), part.buffers()):
-                    owner.setdefault(id(tensor), k)
+            # a layer's parameters include those outside its modules (a
+            # transformer's class token and position embedding)
+            tensors = chain(
+                *(chain(layer.parameters(), *(m.buffers()
+                                              for m in layer.modules))
+                  for layer in layers), heads.parameters(), heads.buffers())
+            for tensor in tensors:
+                owner.setdefault(id(tensor), k)
         return [(tensor, owner.get(id(tensor), self.num_stages - 1))
                 for tensor in chain(model.parameters(), model.buffers())]
 
@@ -385,27 +399,28 @@ class InfoProModuleParallel(nn.Module):
         meta, tensors = self.inbox.receive(step)
         device = next(self.module.parameters()).device
         tensors = [t.to(device) for t in tensors]
-        num_outs = meta['num_outs']
+        num_states = len(meta['layout'])
+        x, *outs = _unpack(tensors[:num_states], meta['layout'])
         return dict(
-            x=tensors[0],
-            outs=tensors[1:1 + num_outs],
-            image=tensors[1 + num_outs] if meta['with_image'] else None,
+            x=x,
+            outs=tuple(outs),
+            image=tensors[num_states] if meta['with_image'] else None,
             data_samples=[s.to(device) for s in meta['data_samples']],
             local=meta['local'])
 
-    def _send(self, step: int, x: Tensor, outs: Sequence[Tensor],
+    def _send(self, step: int, x: State, outs: Sequence[State],
               image: Optional[Tensor], data_samples: list,
               local: Dict[str, float]) -> None:
         # the next stage's local heads may need the image; the last does not
         with_image = self.stage + 1 < self.num_stages - 1
+        tensors, layout = _pack([x, *outs])
         meta = dict(
             step=step,
-            num_outs=len(outs),
+            layout=layout,
             with_image=with_image,
             data_samples=[s.cpu() for s in data_samples],
             local=local)
-        tensors = [x, *outs] + ([image] if with_image else [])
-        self.outbox.send(meta, tensors)
+        self.outbox.send(meta, tensors + ([image] if with_image else []))
 
     def _run(self, compute: Callable[[], Any]) -> Any:
         """``compute()``, through this stage's ``DistributedDataParallel``
@@ -420,16 +435,19 @@ class InfoProModuleParallel(nn.Module):
 
         def on_module_end(module: int, feat: Tensor) -> None:
             ends['losses'] = model.local_losses(module, feat, batch)
-            ends['x'] = feat.detach()
+
+        def on_module_output(module: int, x: State) -> None:
+            ends['x'] = x  # detached; tokens keep their grid shape
 
         def compute() -> tuple:
             outs = model.splitter.forward(
                 state['x'], on_module_end=on_module_end,
-                modules=range(k, k + 1), outs=state['outs'])
+                modules=range(k, k + 1), outs=state['outs'],
+                on_module_output=on_module_output)
             return ends['losses'], outs
 
         losses, outs = self._run(compute)
-        loss = sum(losses.values()) if losses else ends['x'].new_zeros(
+        loss = sum(losses.values()) if losses else state['image'].new_zeros(
             (), requires_grad=True)
         optim_wrapper.update_params(loss)
         model.local_log_vars = {n: v.detach() for n, v in losses.items()}

@@ -12,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.registry import DefaultScope
 from conftest import free_port
-from tiny_models import seg_batch, tiny_deeplabv3
+from tiny_models import (CLS_HEADS, FAMILIES, SEG_HEADS, cls_batch,
+                         seg_batch, tiny_deeplabv3, tiny_family_model)
 
 from infopro_mm.engine import (InfoProOptimWrapper, InfoProRunner,
                                ModuleParallelTrainLoop)
@@ -75,7 +76,8 @@ def train_pipelined(k, rank, stale=False):
         log_vars = wrapper.train_step(batch if rank == 0 else None, optim)
         logs.append((sorted(log_vars), sorted(model.local_log_vars)))
     before_sync = state(model)
-    held_bytes = sum(t.numel() * t.element_size() for t in before_sync.values())
+    held_bytes = sum(
+        t.numel() * t.element_size() for t in before_sync.values())
     val_refused = ''
     try:
         wrapper.val_step(batches()[0])
@@ -413,3 +415,102 @@ def test_stages_x_replicas_stale_features_fail_the_check(replica_ranks):
     reference, _ = single_process_whole_batch(1)
     with pytest.raises(AssertionError):
         assert_states_close(replica_ranks[0]['stale']['state'], reference)
+
+
+# ----------------------------------------------------------------------
+# Beyond ResNet: between transformer layers go token sequences with their
+# grid shape (Tokens); K=2 on 2 processes equals one process per family.
+FAMILY_CASES = ['mmseg-swin', 'convnext', 'mit', 'mmseg-vit',
+                'convnext-gap', 'mmpretrain-vit-avg']
+POOLED = ('convnext-gap', 'mmpretrain-vit-avg')
+
+
+def build_family(family):
+    scope = 'mmpretrain' if family in POOLED else 'mmseg'
+    architecture = tiny_family_model(family)
+    # every rank draws its own random numbers: no stochastic depth here
+    architecture['backbone'] = dict(
+        architecture['backbone'], drop_path_rate=0.)
+    with DefaultScope.overwrite_default_scope(scope):
+        torch.manual_seed(0)
+        return InfoPro(
+            architecture=architecture,
+            split=dict(boundaries=[FAMILIES[family][2]]),
+            local_heads=CLS_HEADS if family in POOLED else SEG_HEADS,
+            loss_weights=dict(recon=1.5, task=1.0))
+
+
+def family_batches(family):
+    make = (lambda seed: cls_batch(num_classes=4, seed=seed)) \
+        if family in POOLED else (lambda seed: seg_batch(seed=seed))
+    return [make(i) for i in range(3)]
+
+
+def train_family(family, rank, stale=False):
+    model = build_family(family)
+    wrapper = InfoProModuleParallel(model, queue_depth=2, timeout=60)
+    optim = optimizer(model)
+    wrapper.restrict_optimizer(optim)
+    received = []
+    receive = wrapper._receive
+
+    def recording_receive(step):
+        received.append(receive(step))
+        if stale:
+            return dict(received[-1], x=received[max(0, step - 1)]['x'])
+        return received[-1]
+
+    wrapper._receive = recording_receive
+    for batch in family_batches(family):
+        wrapper.train_step(batch if rank == 0 else None, optim)
+    wrapper.close()
+    return dict(state=state(model),
+                received=[type(r['x']).__name__ for r in received])
+
+
+def family_worker(rank, port, out):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=2)
+    results = {family: train_family(family, rank) for family in FAMILY_CASES}
+    results['stale'] = train_family('mmseg-swin', rank, stale=True)
+    torch.save(results, osp.join(out, f'rank{rank}.pth'))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope='module')
+def family_ranks(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('mp_families'))
+    mp.spawn(family_worker, args=(free_port(), out), nprocs=2, join=True)
+    return [
+        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
+        for r in range(2)
+    ]
+
+
+def single_process_family(family):
+    torch.set_num_threads(1)
+    model = build_family(family)
+    optim = optimizer(model)
+    for batch in family_batches(family):
+        model.train_step(copy.deepcopy(batch), optim)
+    return state(model)
+
+
+@pytest.mark.parametrize('family', FAMILY_CASES)
+def test_families_equal_single_process(family_ranks, family):
+    reference = single_process_family(family)
+    for result in family_ranks:
+        assert_states_close(result[family]['state'], reference)
+    # the second stage receives what the first module hands on: tokens
+    # with their grid shape for the transformers, a map for ConvNeXt
+    expected = 'Tensor' if 'convnext' in family else 'Tokens'
+    assert family_ranks[1][family]['received'] == [expected] * 3
+
+
+def test_families_stale_tokens_fail_the_check(family_ranks):
+    reference = single_process_family('mmseg-swin')
+    with pytest.raises(AssertionError):
+        assert_states_close(family_ranks[0]['stale']['state'], reference)
