@@ -144,28 +144,40 @@ def errors(world, rank):
     return found
 
 
-def worker(rank, world, port, out):
+def run_on_ranks(rank, world, port, out, work):
+    """One gloo rank of ``world``: saves ``work(rank, world)``."""
     torch.set_num_threads(1)
     dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=world)
-    results = {f'k{world}': train_pipelined(world, rank)}
-    results[f'k{world}_stale'] = train_pipelined(world, rank, stale=True)
-    results['errors'] = errors(world, rank)
-    torch.save(results, osp.join(out, f'rank{rank}.pth'))
+    torch.save(work(rank, world), osp.join(out, f'rank{rank}.pth'))
     dist.barrier()
     dist.destroy_process_group()
+
+
+def spawn(tmp_path_factory, name, work, world):
+    """What ``work`` returned on each of ``world`` gloo processes."""
+    out = str(tmp_path_factory.mktemp(name))
+    mp.spawn(run_on_ranks, args=(world, free_port(), out, work),
+             nprocs=world, join=True)
+    return [
+        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
+        for r in range(world)
+    ]
+
+
+def pipelines(rank, world):
+    return {
+        f'k{world}': train_pipelined(world, rank),
+        f'k{world}_stale': train_pipelined(world, rank, stale=True),
+        'errors': errors(world, rank),
+    }
 
 
 @pytest.fixture(scope='module', params=[2, 3], ids=['world2', 'world3'])
 def ranks(request, tmp_path_factory):
     world = request.param
-    out = str(tmp_path_factory.mktemp(f'mp{world}'))
-    mp.spawn(worker, args=(world, free_port(), out), nprocs=world, join=True)
-    return world, [
-        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
-        for r in range(world)
-    ]
+    return world, spawn(tmp_path_factory, f'mp{world}', pipelines, world)
 
 
 def single_process(k):
@@ -358,29 +370,18 @@ def train_replicated(rank, acc, stale=False):
              {id(p) for p in wrapper.stage_parameters()}))
 
 
-def replica_worker(rank, port, out):
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-        world_size=4)
+def replicated(rank, world):
     results = {
         name: train_replicated(rank, acc)
         for name, acc in REPLICA_CASES.items()
     }
     results['stale'] = train_replicated(rank, 1, stale=True)
-    torch.save(results, osp.join(out, f'rank{rank}.pth'))
-    dist.barrier()
-    dist.destroy_process_group()
+    return results
 
 
 @pytest.fixture(scope='module')
 def replica_ranks(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('mp2x2'))
-    mp.spawn(replica_worker, args=(free_port(), out), nprocs=4, join=True)
-    return [
-        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
-        for r in range(4)
-    ]
+    return spawn(tmp_path_factory, 'mp2x2', replicated, 4)
 
 
 def single_process_whole_batch(acc):
@@ -468,26 +469,15 @@ def train_family(family, rank, stale=False):
                 received=[type(r['x']).__name__ for r in received])
 
 
-def family_worker(rank, port, out):
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-        world_size=2)
+def families(rank, world):
     results = {family: train_family(family, rank) for family in FAMILY_CASES}
     results['stale'] = train_family('mmseg-swin', rank, stale=True)
-    torch.save(results, osp.join(out, f'rank{rank}.pth'))
-    dist.barrier()
-    dist.destroy_process_group()
+    return results
 
 
 @pytest.fixture(scope='module')
 def family_ranks(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('mp_families'))
-    mp.spawn(family_worker, args=(free_port(), out), nprocs=2, join=True)
-    return [
-        torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
-        for r in range(2)
-    ]
+    return spawn(tmp_path_factory, 'mp_families', families, 2)
 
 
 def single_process_family(family):
