@@ -18,6 +18,7 @@ from .stage_link import StageLink
 
 __all__ = ['InfoProModuleParallel', 'StageOptimizerLayout']
 
+
 def _pack(states: Sequence[State]) -> Tuple[List[Tensor], List[Any]]:
     """The tensors of ``states`` and, for each, what rebuilds it from its
     tensor (None for a plain tensor, the grid shape of :class:`Tokens`)."""
