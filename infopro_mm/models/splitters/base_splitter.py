@@ -92,6 +92,11 @@ class BasicLayer:
             yield from module.parameters()
         yield from self.params
 
+    def buffers(self) -> Iterator[Tensor]:
+        """Buffers of this basic layer's modules (e.g. BN statistics)."""
+        for module in self.modules:
+            yield from module.buffers()
+
 
 def uniform_cuts(num_layers: int, num_modules: int) -> List[int]:
     """Cuts giving every module the same number of basic layers.

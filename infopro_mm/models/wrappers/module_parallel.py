@@ -319,12 +319,10 @@ class InfoProModuleParallel(nn.Module):
                 zip(model.splitter.module_layers(), model.local_heads)):
             # a layer's parameters include those outside its modules (a
             # transformer's class token and position embedding)
-            tensors = chain(
-                *(chain(layer.parameters(), *(m.buffers()
-                                              for m in layer.modules))
-                  for layer in layers), heads.parameters(), heads.buffers())
-            for tensor in tensors:
-                owner.setdefault(id(tensor), k)
+            parts = [*layers, heads]
+            for part in parts:
+                for tensor in chain(part.parameters(), part.buffers()):
+                    owner.setdefault(id(tensor), k)
         return [(tensor, owner.get(id(tensor), self.num_stages - 1))
                 for tensor in chain(model.parameters(), model.buffers())]
 

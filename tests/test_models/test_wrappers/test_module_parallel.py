@@ -180,13 +180,18 @@ def ranks(request, tmp_path_factory):
     return world, spawn(tmp_path_factory, f'mp{world}', pipelines, world)
 
 
-def single_process(k):
+def train_one_process(model, optim, data):
+    """Single-process InfoPro on ``data``: the model's and the optimizer's
+    state dicts."""
     torch.set_num_threads(1)
-    model = build(k)
-    optim = optimizer(model)
-    for batch in batches():
+    for batch in data:
         model.train_step(copy.deepcopy(batch), optim)
     return state(model), optim.state_dict()
+
+
+def single_process(k):
+    model = build(k)
+    return train_one_process(model, optimizer(model), batches())
 
 
 def assert_states_close(result, reference):
@@ -385,14 +390,11 @@ def replica_ranks(tmp_path_factory):
 
 
 def single_process_whole_batch(acc):
-    torch.set_num_threads(1)
     model = build_gn()
     optim = InfoProOptimWrapper(
         torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
         accumulative_counts=acc)
-    for batch in whole_batches(acc):
-        model.train_step(copy.deepcopy(batch), optim)
-    return state(model), optim.state_dict()
+    return train_one_process(model, optim, whole_batches(acc))
 
 
 @pytest.mark.parametrize('case', list(REPLICA_CASES))
@@ -481,12 +483,9 @@ def family_ranks(tmp_path_factory):
 
 
 def single_process_family(family):
-    torch.set_num_threads(1)
     model = build_family(family)
-    optim = optimizer(model)
-    for batch in family_batches(family):
-        model.train_step(copy.deepcopy(batch), optim)
-    return state(model)
+    return train_one_process(model, optimizer(model),
+                             family_batches(family))[0]
 
 
 @pytest.mark.parametrize('family', FAMILY_CASES)
